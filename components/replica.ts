@@ -1,0 +1,199 @@
+// Replica: one model server, the gateway's way to it (tunnel + bridge), and its router registration.
+// Created in that order and deleted in reverse, so the router stops sending to it before it goes.
+import * as pulumi from "@pulumi/pulumi";
+import type * as command from "@pulumi/command";
+import type { ReplicaPlacement } from "./backends";
+import type { Gateway } from "./gateway";
+import { bridgePort, replicaPaths, replicaPort } from "./naming";
+import { hostFiles } from "./remote";
+import type { RouterWorkerResource } from "./routers";
+import { render } from "./templates";
+
+export const replicaType = "sglang-gateway:index:Replica";
+
+export interface ReplicaArgs {
+    gateway: Gateway;
+    service: string;
+    /** Replica identity: ports and names derive from it; scale-down removes the highest. */
+    index: number;
+    /** The service's port slot. */
+    slot: number;
+    /** The service's model server port (before per-host offsets). */
+    port: number;
+    model: string;
+    commands: string[];
+    image?: string;
+    env: Record<string, pulumi.Input<string>>;
+    placement: ReplicaPlacement;
+    /** The service router's port on the gateway; unused without a router. */
+    routerPort: number;
+    /** Where the router records workers for restarts; unused without a router. */
+    workersDir: string;
+    readinessTimeoutSeconds: number;
+}
+
+/** systemd EnvironmentFile text: one NAME="value" per line. */
+export function environmentFile(env: Record<string, string>): string {
+    const quote = (v: string) => `"${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`;
+    return Object.entries(env)
+        .map(([k, v]) => `${k}=${quote(v)}\n`)
+        .join("");
+}
+
+export class Replica extends pulumi.ComponentResource {
+    readonly index: number;
+    /** Port of the model server on its host. */
+    readonly port: number;
+    /** Port of this replica's bridge on the gateway's loopback. */
+    readonly bridgePort: number;
+    readonly reachMode: "tunnel" | "direct";
+    /** What the gateway's nginx connects to: `unix:<socket>` (tunnel) or `<address>:<port>` (direct). */
+    readonly target: pulumi.Output<string>;
+    readonly process: command.remote.Command;
+    readonly tunnel: command.remote.Command | undefined;
+    /** The gateway's loopback listener the router sends to; only with a router. */
+    readonly bridge: command.remote.Command | undefined;
+    readonly worker: RouterWorkerResource | undefined;
+
+    constructor(name: string, args: ReplicaArgs, opts: pulumi.ComponentResourceOptions = {}) {
+        super(replicaType, name, {}, opts);
+        const { service, index, gateway } = args;
+        const paths = replicaPaths(service, index);
+        const host = gateway.host.replicaHost({ service, index, port: args.port, parent: this }, args.placement);
+        this.index = index;
+        this.port = replicaPort(args.port, index, host.hostCount);
+        this.bridgePort = bridgePort(args.slot, index);
+        this.reachMode = host.reach.mode;
+
+        const envFile = `${paths.processDir}/env`;
+        const runScript = `${paths.processDir}/run.sh`;
+        const env = pulumi.all(args.env).apply((values) =>
+            environmentFile({ ...values, SERVICE_NAME: service, REPLICA_INDEX: String(index), MODEL: args.model, PORT: String(this.port) }),
+        );
+        this.process = hostFiles(
+            `${name}-process`,
+            {
+                connection: host.connection,
+                description: `${service} replica ${index} process`,
+                files: [
+                    {
+                        path: runScript,
+                        mode: "0755",
+                        content: render("scripts/replica-run.sh.njk", {
+                            service,
+                            index,
+                            port: this.port,
+                            image: args.image ?? "",
+                            containerName: `sglang-gateway-${service}-${index}`,
+                            envFile,
+                            commands: args.commands,
+                            commandsText: args.commands.join("\n"),
+                        }),
+                    },
+                    { path: envFile, mode: "0600", content: Object.keys(args.env).length > 0 ? pulumi.secret(env) : env },
+                    {
+                        path: `/etc/systemd/system/${paths.processUnit}`,
+                        mode: "0644",
+                        content: render("systemd/replica.service.njk", { service, index, model: args.model, envFile, workDir: paths.processDir, runScript }),
+                    },
+                ],
+                activate: ["systemctl daemon-reload", `systemctl enable ${paths.processUnit}`, `systemctl restart ${paths.processUnit}`],
+                rollback: ["systemctl daemon-reload"],
+                deactivate: [`systemctl disable --now ${paths.processUnit}`],
+                afterRemove: ["systemctl daemon-reload"],
+                removePaths: [paths.processDir],
+            },
+            { parent: this },
+        );
+
+        const reach = host.reach;
+        if (reach.mode === "tunnel") {
+            const knownHostsFile = `${paths.tunnelKey}.known_hosts`;
+            this.tunnel = hostFiles(
+                `${name}-tunnel`,
+                {
+                    connection: gateway.connection,
+                    description: `tunnel to ${service} replica ${index}`,
+                    files: [
+                        { path: paths.tunnelKey, mode: "0600", content: pulumi.secret(pulumi.output(reach.privateKey).apply((k) => k.trim() + "\n")) },
+                        {
+                            path: `/etc/systemd/system/${paths.tunnelUnit}`,
+                            mode: "0644",
+                            content: pulumi.all([reach.host, reach.port, reach.user]).apply(([host, port, user]) =>
+                                render("systemd/tunnel.service.njk", {
+                                    service,
+                                    index,
+                                    host,
+                                    port,
+                                    user,
+                                    remotePort: this.port,
+                                    keyFile: paths.tunnelKey,
+                                    knownHostsFile,
+                                    socket: paths.socket,
+                                    socketDir: paths.socket.replace(/\/[^/]+$/, ""),
+                                }),
+                            ),
+                        },
+                    ],
+                    activate: [
+                        "systemctl daemon-reload",
+                        `systemctl enable ${paths.tunnelUnit}`,
+                        `systemctl restart ${paths.tunnelUnit}`,
+                        render("scripts/wait-socket.sh.njk", { socket: paths.socket, seconds: 30, what: `tunnel to ${service} replica ${index}`, unit: paths.tunnelUnit }),
+                    ],
+                    rollback: ["systemctl daemon-reload"],
+                    deactivate: [`systemctl disable --now ${paths.tunnelUnit}`],
+                    afterRemove: ["systemctl daemon-reload"],
+                    removePaths: [paths.socket, knownHostsFile],
+                },
+                { parent: this, dependsOn: [this.process] },
+            );
+            this.target = pulumi.output(`unix:${paths.socket}`);
+        } else {
+            this.tunnel = undefined;
+            this.target = pulumi.interpolate`${reach.address}:${this.port}`;
+        }
+
+        // Without a router, the service's own upstream lists the replicas: no bridge needed.
+        this.bridge = gateway.router && hostFiles(
+            `${name}-bridge`,
+            {
+                connection: gateway.connection,
+                description: `bridge for ${service} replica ${index}`,
+                files: [
+                    {
+                        path: paths.bridgeFile,
+                        mode: "0644",
+                        content: this.target.apply((target) =>
+                            render("nginx/bridge.conf.njk", {
+                                service,
+                                index,
+                                bridgePort: this.bridgePort,
+                                target,
+                                upstreamName: `sgw_${service.replace(/-/g, "_")}_replica_${index}`,
+                                readTimeoutSeconds: 3600,
+                            }),
+                        ),
+                    },
+                ],
+                activate: ["nginx -t", "systemctl reload nginx"],
+                afterRemove: ["nginx -t && systemctl reload nginx", render("scripts/nginx-drain.sh.njk", { seconds: 120 })],
+            },
+            { parent: this, dependsOn: [this.tunnel ?? this.process] },
+        );
+
+        this.worker = this.bridge && gateway.router?.worker(
+            `${name}-worker`,
+            {
+                gateway: gateway.connection,
+                routerPort: args.routerPort,
+                workerUrl: `http://127.0.0.1:${this.bridgePort}`,
+                workersDir: args.workersDir,
+                readinessTimeoutSeconds: args.readinessTimeoutSeconds,
+            },
+            { parent: this, dependsOn: [this.bridge] },
+        );
+
+        this.registerOutputs({ port: this.port, bridgePort: this.bridgePort, target: this.target });
+    }
+}

@@ -1,0 +1,274 @@
+// RouterWorker for the SGLang router (0.3.x worker API): one resource per registered worker.
+// The provider object is serialized into the Pulumi state, so everything it calls lives in this
+// file as plain functions and every module is `require`d inside them.
+import * as pulumi from "@pulumi/pulumi";
+import type { RouterWorkerArgs, RouterWorkerResource } from "./types";
+import type { SshConnection } from "../remote";
+
+/** Provider inputs as stored in the state. */
+export interface SglangWorkerInputs {
+    /** SSH access to the gateway (secret); absent when `adminBaseUrl` is set. */
+    gateway?: { host: string; port?: number; user?: string; privateKey: string };
+    routerPort: number;
+    workerUrl: string;
+    workerType: "regular";
+    workersDir: string;
+    readinessTimeoutSeconds: number;
+    /** Talk to the admin API at this URL directly, without SSH (tests, or a router on this machine). */
+    adminBaseUrl?: string;
+    /** Milliseconds between polls while waiting for health. */
+    pollIntervalMs?: number;
+}
+
+export interface SglangWorkerOutputs extends SglangWorkerInputs {
+    /** The router's own id for this worker (a UUID in 0.3.x); looked up again at every call. */
+    routerWorkerId: string;
+}
+
+interface AdminAnswer {
+    status: number;
+    text: string;
+}
+
+interface AdminSession {
+    request(method: string, path: string, body?: unknown): Promise<AdminAnswer>;
+    /** Runs a shell command on the gateway; a no-op without SSH. */
+    exec(command: string): Promise<void>;
+    close(): void;
+}
+
+interface ListedWorker {
+    id: string;
+    url: string;
+    is_healthy?: boolean;
+    job_status?: { status?: string; message?: string };
+}
+
+function httpExchange(
+    options: { method: string; path: string; baseUrl: string; body?: unknown },
+    createConnection?: () => import("stream").Duplex,
+): Promise<AdminAnswer> {
+    const http: typeof import("http") = require("http");
+    const url = new URL(options.path, options.baseUrl);
+    const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+    return new Promise((resolve, reject) => {
+        const req = http.request(
+            {
+                method: options.method,
+                hostname: url.hostname,
+                port: url.port,
+                path: url.pathname + url.search,
+                headers: {
+                    accept: "application/json",
+                    ...(payload === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) }),
+                },
+                timeout: 15000,
+                ...(createConnection ? { createConnection: createConnection as never } : {}),
+            },
+            (res) => {
+                let text = "";
+                res.setEncoding("utf8");
+                res.on("data", (chunk: string) => (text += chunk));
+                res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+                res.on("error", reject);
+            },
+        );
+        req.on("timeout", () => req.destroy(new Error(`router admin ${options.method} ${options.path} timed out after 15 s`)));
+        req.on("error", reject);
+        req.end(payload);
+    });
+}
+
+async function openAdminSession(inputs: SglangWorkerInputs): Promise<AdminSession> {
+    if (inputs.adminBaseUrl) {
+        const baseUrl = inputs.adminBaseUrl;
+        return {
+            request: (method, path, body) => httpExchange({ method, path, baseUrl, body }),
+            exec: async () => undefined,
+            close: () => undefined,
+        };
+    }
+    if (!inputs.gateway) {
+        throw new Error("RouterWorker: neither gateway SSH access nor adminBaseUrl was given");
+    }
+    const gateway = inputs.gateway;
+    const { Client } = require("ssh2") as typeof import("ssh2");
+    const client = new Client();
+    await new Promise<void>((resolve, reject) => {
+        client.once("ready", () => resolve());
+        client.once("error", (err: Error) =>
+            reject(new Error(`RouterWorker: cannot reach the gateway ${gateway.user ?? "root"}@${gateway.host}:${gateway.port ?? 22} over SSH: ${err.message}`)),
+        );
+        client.connect({ host: gateway.host, port: gateway.port ?? 22, username: gateway.user ?? "root", privateKey: gateway.privateKey, readyTimeout: 30000 });
+    });
+    const baseUrl = `http://127.0.0.1:${inputs.routerPort}`;
+    const forward = (): Promise<import("stream").Duplex> =>
+        new Promise((resolve, reject) =>
+            client.forwardOut("127.0.0.1", 0, "127.0.0.1", inputs.routerPort, (err, stream) => (err ? reject(err) : resolve(stream))),
+        );
+    return {
+        request: async (method, path, body) => {
+            const stream = await forward();
+            return httpExchange({ method, path, baseUrl, body }, () => stream);
+        },
+        exec: (command) =>
+            new Promise((resolve, reject) =>
+                client.exec(command, (err, stream) => {
+                    if (err) {
+                        return reject(err);
+                    }
+                    let stderr = "";
+                    stream.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+                    stream.on("data", () => undefined);
+                    stream.on("close", (code: number) =>
+                        code === 0 ? resolve() : reject(new Error(`RouterWorker: '${command}' on the gateway exited ${code}: ${stderr.trim()}`)),
+                    );
+                }),
+            ),
+        close: () => client.end(),
+    };
+}
+
+async function listWorkers(session: AdminSession): Promise<ListedWorker[]> {
+    const answer = await session.request("GET", "/workers");
+    if (answer.status !== 200) {
+        throw new Error(`router GET /workers answered ${answer.status}: ${answer.text.slice(0, 300)}`);
+    }
+    const parsed = JSON.parse(answer.text) as { workers?: ListedWorker[] };
+    return parsed.workers ?? [];
+}
+
+function findByUrl(workers: ListedWorker[], url: string): ListedWorker | undefined {
+    return workers.find((w) => w.url === url);
+}
+
+/** The file that tells the router's start script about this worker after a restart. */
+function workerFile(inputs: SglangWorkerInputs): string {
+    const name = inputs.workerUrl.replace(/[^A-Za-z0-9]+/g, "_");
+    return `${inputs.workersDir}/${name}`;
+}
+
+function shq(text: string): string {
+    return `'${text.replace(/'/g, `'"'"'`)}'`;
+}
+
+async function removeWorker(session: AdminSession, inputs: SglangWorkerInputs): Promise<void> {
+    await session.exec(`rm -f ${shq(workerFile(inputs))}`);
+    const listed = findByUrl(await listWorkers(session), inputs.workerUrl);
+    if (!listed) {
+        return;
+    }
+    const answer = await session.request("DELETE", `/workers/${encodeURIComponent(listed.id)}`);
+    if (answer.status >= 300 && answer.status !== 404) {
+        throw new Error(`router DELETE /workers/${listed.id} (${inputs.workerUrl}) answered ${answer.status}: ${answer.text.slice(0, 300)}`);
+    }
+    // The removal is asynchronous; wait briefly so the next step (the bridge going away) sees no new traffic.
+    const deadline = Date.now() + 15000;
+    while (Date.now() < deadline && findByUrl(await listWorkers(session), inputs.workerUrl)) {
+        await new Promise((r) => setTimeout(r, 250));
+    }
+}
+
+async function registerWorker(session: AdminSession, inputs: SglangWorkerInputs): Promise<string> {
+    await session.exec(`mkdir -p ${shq(inputs.workersDir)} && printf '%s\\n' ${shq(inputs.workerUrl)} > ${shq(workerFile(inputs))}`);
+    if (!findByUrl(await listWorkers(session), inputs.workerUrl)) {
+        const answer = await session.request("POST", "/workers", { url: inputs.workerUrl, worker_type: inputs.workerType });
+        if (answer.status >= 300) {
+            throw new Error(`router POST /workers for ${inputs.workerUrl} answered ${answer.status}: ${answer.text.slice(0, 300)}`);
+        }
+    }
+    const deadline = Date.now() + inputs.readinessTimeoutSeconds * 1000;
+    let last = "the router has not listed it yet";
+    for (;;) {
+        const listed = findByUrl(await listWorkers(session), inputs.workerUrl);
+        if (listed) {
+            last = JSON.stringify(listed).slice(0, 400);
+            if (listed.is_healthy === true) {
+                return listed.id;
+            }
+        }
+        if (Date.now() >= deadline) {
+            break;
+        }
+        await new Promise((r) => setTimeout(r, inputs.pollIntervalMs ?? 500));
+    }
+    await removeWorker(session, inputs).catch(() => undefined);
+    throw new Error(
+        `router did not report worker ${inputs.workerUrl} healthy within ${inputs.readinessTimeoutSeconds} s; ` +
+            `the registration was removed again. Last router answer: ${last}`,
+    );
+}
+
+async function withSession<T>(inputs: SglangWorkerInputs, work: (session: AdminSession) => Promise<T>): Promise<T> {
+    const session = await openAdminSession(inputs);
+    try {
+        return await work(session);
+    } finally {
+        session.close();
+    }
+}
+
+/** The dynamic provider; exported so tests call its methods directly. */
+export const sglangWorkerProvider: pulumi.dynamic.ResourceProvider = {
+    async create(inputs: SglangWorkerInputs) {
+        const routerWorkerId = await withSession(inputs, (s) => registerWorker(s, inputs));
+        return { id: inputs.workerUrl, outs: { ...inputs, routerWorkerId } };
+    },
+
+    async delete(_id: string, props: SglangWorkerOutputs) {
+        await withSession(props, (s) => removeWorker(s, props));
+    },
+
+    async diff(_id: string, olds: SglangWorkerOutputs, news: SglangWorkerInputs) {
+        const replaces = (["workerUrl", "workerType"] as const).filter((k) => olds[k] !== news[k]);
+        const watched = ["workerUrl", "workerType", "routerPort", "workersDir", "readinessTimeoutSeconds", "adminBaseUrl", "gateway"] as const;
+        const changes = watched.some((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]));
+        // Create the new registration before the old one leaves, so the router is never without it.
+        return { changes, replaces, deleteBeforeReplace: false };
+    },
+
+    async update(_id: string, olds: SglangWorkerOutputs, news: SglangWorkerInputs) {
+        if (olds.routerPort !== news.routerPort) {
+            const routerWorkerId = await withSession(news, (s) => registerWorker(s, news));
+            return { outs: { ...news, routerWorkerId } };
+        }
+        return { outs: { ...news, routerWorkerId: olds.routerWorkerId } };
+    },
+
+    async read(id: string, props: SglangWorkerOutputs) {
+        const listed = await withSession(props, async (s) => findByUrl(await listWorkers(s), props.workerUrl));
+        // Missing from the router: report it gone, so `pulumi refresh` shows the drift and `up` registers it again.
+        return listed ? { id, props: { ...props, routerWorkerId: listed.id } } : { id: "", props: {} };
+    },
+};
+
+/** Registration of one worker with the SGLang router of a service. */
+export class SglangRouterWorker extends pulumi.dynamic.Resource implements RouterWorkerResource {
+    declare readonly workerUrl: pulumi.Output<string>;
+    declare readonly routerWorkerId: pulumi.Output<string>;
+
+    constructor(name: string, args: RouterWorkerArgs, opts: pulumi.CustomResourceOptions = {}) {
+        const gateway = pulumi.output(args.gateway).apply((g: pulumi.Unwrap<SshConnection>) => ({
+            host: g.host,
+            port: g.port ?? 22,
+            user: g.user ?? "root",
+            privateKey: g.privateKey,
+        }));
+        super(
+            sglangWorkerProvider,
+            name,
+            {
+                gateway: pulumi.secret(gateway),
+                routerPort: args.routerPort,
+                workerUrl: args.workerUrl,
+                workerType: "regular",
+                workersDir: args.workersDir,
+                readinessTimeoutSeconds: args.readinessTimeoutSeconds,
+                routerWorkerId: undefined,
+            },
+            opts,
+            "sglang-gateway",
+            "SglangRouterWorker",
+        );
+    }
+}

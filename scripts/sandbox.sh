@@ -1,0 +1,517 @@
+#!/usr/bin/env bash
+# Test sandbox: three real Debian hosts on this machine, each a systemd-nspawn
+# container booted with systemd as PID 1 in its own network namespace.
+#
+#   gw  10.213.0.2   gateway host (nginx + SGLang router)
+#   r1  10.213.0.3   replica host
+#   r2  10.213.0.4   replica host
+#
+# All three hang off one host bridge (sgwbr0, 10.213.0.1/24), so they reach
+# each other and the host at 10.213.0.1. There is no default route: the hosts
+# cannot reach anything else. Python packages come from a static index served
+# from $CACHE/wheels on http://10.213.0.1:8764/simple.
+#
+# Usage: scripts/sandbox.sh up|down|status
+#   up      create and boot the hosts (idempotent), write $CACHE/sandbox/state.json
+#   down    stop and remove everything `up` created (keeps the cached rootfs and key)
+#   status  exit 0 if all hosts answer on ssh, 3 if none is up, 1 if partial
+#
+# Environment:
+#   SGLANG_GATEWAY_CACHE            cache root (default $HOME/.cache/sglang-gateway)
+#   SGLANG_GATEWAY_SANDBOX_TIMEOUT  seconds `up` waits for the hosts (default 120)
+#   SGLANG_GATEWAY_SANDBOX_COPY=1   copy the rootfs per host instead of an overlay
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CACHE=${SGLANG_GATEWAY_CACHE:-$HOME/.cache/sglang-gateway}
+BASE_ROOTFS=$CACHE/rootfs/bookworm
+SB=$CACHE/sandbox
+HOSTS_DIR=$SB/hosts
+RUN_DIR=$SB/run
+LOG_DIR=$SB/logs
+KEY=$SB/id_ed25519
+STATE=$SB/state.json
+WHEELS=$CACHE/wheels
+
+BRIDGE=sgwbr0
+BRIDGE_ADDR=10.213.0.1
+PREFIX_LEN=24
+INDEX_PORT=8764
+INDEX_URL=http://$BRIDGE_ADDR:$INDEX_PORT/simple
+HOSTS=(gw r1 r2)
+declare -A ADDR=([gw]=10.213.0.2 [r1]=10.213.0.3 [r2]=10.213.0.4)
+TIMEOUT=${SGLANG_GATEWAY_SANDBOX_TIMEOUT:-120}
+
+ns_of() { echo "sgw-$1"; }        # network namespace, also the machine name
+veth_of() { echo "sgwv-$1"; }     # host side of the host's veth pair
+
+SSH_OPTS=(-F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no
+          -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=3
+          -o IdentitiesOnly=yes -i "$KEY")
+
+log() { echo "sandbox: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+host_ssh() { local h=$1; shift; ssh "${SSH_OPTS[@]}" "root@${ADDR[$h]}" "$@"; }
+
+# ---------------------------------------------------------------- helpers --
+
+# PID from a pid file if that process is alive and is what we expect.
+live_pid() {
+  local file=$1 comm=$2 pid
+  [[ -s $file ]] || return 1
+  pid=$(cat "$file" 2>/dev/null) || return 1
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$comm" ]] || return 1
+  echo "$pid"
+}
+
+# PIDs of processes whose command line contains all the given words
+# (used to find our own systemd-nspawn / file server if a pid file is lost).
+pids_with_args() {
+  local p cmd w ok
+  for p in /proc/[0-9]*; do
+    cmd=$( { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
+    [[ -n $cmd ]] || continue
+    ok=1
+    for w in "$@"; do [[ $cmd == *"$w"* ]] || { ok=0; break; }; done
+    [[ $ok == 1 ]] && echo "${p#/proc/}"
+  done
+  return 0
+}
+
+nspawn_pids() {   # host name -> pids of its systemd-nspawn
+  local h=$1 pid
+  { live_pid "$RUN_DIR/$h.pid" systemd-nspawn || true
+    for pid in $(pids_with_args systemd-nspawn "-D $HOSTS_DIR/$h/root "); do
+      [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == systemd-nspawn ]] && echo "$pid"
+    done; } | sort -u
+}
+
+fileserver_pids() {
+  local pid
+  { live_pid "$RUN_DIR/fileserver.pid" python3 || true
+    for pid in $(pids_with_args http.server "--bind $BRIDGE_ADDR" "--directory $WHEELS"); do
+      [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == python* ]] && echo "$pid"
+    done; } | sort -u
+}
+
+ssh_answers() { host_ssh "$1" true </dev/null >/dev/null 2>&1; }
+
+# Unmount everything at or below a directory, deepest first.
+umount_below() {
+  local dir=$1 m
+  while read -r m; do
+    [[ -n $m ]] || continue
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+  done < <(findmnt -rn -o TARGET | awk -v d="$dir" '$0 == d || index($0, d"/") == 1' | sort -r)
+}
+
+remove_tree() {
+  local dir=$1
+  [[ -e $dir ]] || return 0
+  umount_below "$dir"
+  rm -rf --one-file-system "$dir"
+}
+
+something_exists() {
+  local h
+  [[ -e $STATE ]] && return 0
+  ip link show "$BRIDGE" >/dev/null 2>&1 && return 0
+  [[ -n "$(fileserver_pids)" ]] && return 0
+  for h in "${HOSTS[@]}"; do
+    [[ -e /run/netns/$(ns_of "$h") ]] && return 0
+    ip link show "$(veth_of "$h")" >/dev/null 2>&1 && return 0
+    [[ -e $HOSTS_DIR/$h ]] && return 0
+    [[ -n "$(nspawn_pids "$h")" ]] && return 0
+  done
+  return 1
+}
+
+# ------------------------------------------------------------------- down --
+
+do_down() {
+  local h pid pids=() deadline ns
+  # 1. Ask every container to power off (systemd-nspawn turns SIGTERM into a
+  #    clean shutdown of the container's systemd), then wait, then kill.
+  for h in "${HOSTS[@]}"; do
+    for pid in $(nspawn_pids "$h"); do
+      kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
+    done
+  done
+  deadline=$((SECONDS + 15))
+  while ((${#pids[@]})); do
+    local alive=()
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
+    pids=("${alive[@]+"${alive[@]}"}")
+    ((${#pids[@]})) || break
+    if ((SECONDS >= deadline)); then
+      log "containers did not stop within 15 s; killing ${pids[*]}"
+      kill -KILL "${pids[@]}" 2>/dev/null || true
+      sleep 0.5
+      break
+    fi
+    sleep 0.2
+  done
+  # 2. Anything still living in our namespaces (a container whose
+  #    systemd-nspawn was killed) goes too.
+  for h in "${HOSTS[@]}"; do
+    ns=$(ns_of "$h")
+    if [[ -e /run/netns/$ns ]]; then
+      pids=($(ip netns pids "$ns" 2>/dev/null || true))
+      if ((${#pids[@]})); then
+        kill -KILL "${pids[@]}" 2>/dev/null || true
+        sleep 0.3
+      fi
+    fi
+  done
+  # 3. The wheel file server.
+  for pid in $(fileserver_pids); do kill -TERM "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 25); do [[ -z "$(fileserver_pids)" ]] && break; sleep 0.1; done
+  for pid in $(fileserver_pids); do kill -KILL "$pid" 2>/dev/null || true; done
+  # 4. Links, namespaces, bridge.
+  for h in "${HOSTS[@]}"; do
+    ip link del "$(veth_of "$h")" 2>/dev/null || true
+    ns=$(ns_of "$h")
+    if [[ -e /run/netns/$ns ]]; then ip netns del "$ns" 2>/dev/null || true; fi
+  done
+  ip link del "$BRIDGE" 2>/dev/null || true
+  for h in "${HOSTS[@]}"; do remove_host_cgroups "$h"; done
+  # 5. Per-host filesystems (overlay upper layers or copies), run files, state.
+  for h in "${HOSTS[@]}"; do remove_tree "$HOSTS_DIR/$h"; done
+  rm -f "$STATE" "$RUN_DIR"/*.pid
+  # Verify.
+  local left=()
+  ip link show "$BRIDGE" >/dev/null 2>&1 && left+=("bridge $BRIDGE")
+  for h in "${HOSTS[@]}"; do
+    [[ -e /run/netns/$(ns_of "$h") ]] && left+=("netns $(ns_of "$h")")
+    ip link show "$(veth_of "$h")" >/dev/null 2>&1 && left+=("link $(veth_of "$h")")
+    [[ -n "$(nspawn_pids "$h")" ]] && left+=("systemd-nspawn of $h")
+    [[ -e $HOSTS_DIR/$h ]] && left+=("$HOSTS_DIR/$h")
+  done
+  [[ -n "$(fileserver_pids)" ]] && left+=("file server")
+  if ((${#left[@]})); then
+    log "down: could not remove: ${left[*]}"
+    return 1
+  fi
+  return 0
+}
+
+# ----------------------------------------------------------------- status --
+
+do_status() {
+  local h up=0 n=${#HOSTS[@]} state
+  for h in "${HOSTS[@]}"; do
+    if [[ -e /run/netns/$(ns_of "$h") ]] && [[ -f $KEY ]] && ssh_answers "$h"; then
+      state="up (sshd answers)"; up=$((up + 1))
+    elif [[ -n "$(nspawn_pids "$h")" ]]; then
+      state="DOWN (container running, sshd not answering)"
+    else
+      state="down"
+    fi
+    printf '%-3s %-11s %s\n' "$h" "${ADDR[$h]}" "$state"
+  done
+  if [[ -n "$(fileserver_pids)" ]]; then
+    printf 'index %s (serving %s)\n' "$INDEX_URL" "$WHEELS"
+  else
+    printf 'index %s down\n' "$INDEX_URL"
+  fi
+  [[ -f $STATE ]] && printf 'state %s\n' "$STATE"
+  if ((up == n)); then return 0; elif ((up == 0)); then return 3; else return 1; fi
+}
+
+all_up() {
+  local h
+  [[ -f $STATE && -f $KEY ]] || return 1
+  [[ -n "$(fileserver_pids)" ]] || return 1
+  for h in "${HOSTS[@]}"; do
+    [[ -n "$(nspawn_pids "$h")" ]] || return 1
+    ssh_answers "$h" || return 1
+  done
+}
+
+# --------------------------------------------------------------------- up --
+
+prepare_host_fs() {
+  local h=$1 dir=$HOSTS_DIR/$1 root name
+  root=$dir/root
+  name=$(ns_of "$h")
+  mkdir -p "$dir"
+  if [[ ${SGLANG_GATEWAY_SANDBOX_COPY:-0} == 1 ]]; then
+    cp -a --reflink=auto "$BASE_ROOTFS" "$root"
+  else
+    mkdir -p "$dir/upper" "$dir/work" "$root"
+    mount -t overlay "sgw-overlay-$h" \
+      -o "lowerdir=$BASE_ROOTFS,upperdir=$dir/upper,workdir=$dir/work" "$root" ||
+      die "overlay mount for $h failed (set SGLANG_GATEWAY_SANDBOX_COPY=1 to copy the rootfs instead)"
+  fi
+  # Identity.
+  echo "$name" >"$root/etc/hostname"
+  tr -d '-' </proc/sys/kernel/random/uuid >"$root/etc/machine-id"
+  {
+    echo "127.0.0.1 localhost"
+    echo "::1 localhost ip6-localhost ip6-loopback"
+    local o
+    for o in "${HOSTS[@]}"; do echo "${ADDR[$o]} $(ns_of "$o") $o"; done
+    echo "$BRIDGE_ADDR sgw-host"
+  } >"$root/etc/hosts"
+  # No DNS: an empty resolv.conf makes lookups fail at once (127.0.0.1:53
+  # refuses) instead of timing out against an unreachable server.
+  rm -f "$root/etc/resolv.conf"
+  echo "# sandbox host: no DNS" >"$root/etc/resolv.conf"
+  # Fresh ssh host keys per host, and our key for root.
+  rm -f "$root"/etc/ssh/ssh_host_*
+  ssh-keygen -q -A -f "$root" >/dev/null
+  install -d -m 700 "$root/root/.ssh"
+  install -m 600 "$KEY.pub" "$root/root/.ssh/authorized_keys"
+}
+
+setup_network() {
+  local h ns veth
+  ip link add "$BRIDGE" type bridge
+  ip addr add "$BRIDGE_ADDR/$PREFIX_LEN" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+  for h in "${HOSTS[@]}"; do
+    ns=$(ns_of "$h"); veth=$(veth_of "$h")
+    ip netns add "$ns"
+    ip link add "$veth" type veth peer name eth0 netns "$ns"
+    ip link set "$veth" master "$BRIDGE"
+    ip link set "$veth" up
+    ip -n "$ns" link set lo up
+    ip -n "$ns" addr add "${ADDR[$h]}/$PREFIX_LEN" dev eth0
+    ip -n "$ns" link set eth0 up
+  done
+}
+
+# Cgroups. With no systemd on this machine, systemd-nspawn --keep-unit puts
+# the container in "payload" (and itself in "supervisor") *below the cgroup it
+# was started in*. Started from the same cgroup, the three containers would
+# share one cgroup tree: their systemds then create and remove each other's
+# unit cgroups (units fail at random with 219/CGROUP "No such device", and
+# same-named units on r1 and r2 would share a cgroup). So each container gets
+# its own cgroup sgw-<host> below ours, in every hierarchy systemd uses.
+cgroup_roots() {   # mount point + path of our cgroup, per systemd hierarchy
+  local line rel
+  if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then   # pure cgroup v2
+    rel=$(awk -F: '$1 == "0" {print $3}' /proc/self/cgroup)
+    echo "/sys/fs/cgroup${rel%/}"
+    return
+  fi
+  if [[ -d /sys/fs/cgroup/systemd ]]; then              # v1 / hybrid
+    rel=$(awk -F: '$2 == "name=systemd" {print $3}' /proc/self/cgroup)
+    echo "/sys/fs/cgroup/systemd${rel%/}"
+  fi
+  if [[ -f /sys/fs/cgroup/unified/cgroup.procs ]]; then
+    rel=$(awk -F: '$1 == "0" {print $3}' /proc/self/cgroup)
+    echo "/sys/fs/cgroup/unified${rel%/}"
+  fi
+}
+
+# Run in the subshell that becomes systemd-nspawn: move it into its own cgroups.
+enter_host_cgroups() {
+  local h=$1 root dir
+  : >"$RUN_DIR/$h.cgroups"
+  for root in $(cgroup_roots); do
+    dir=$root/sgw-$h
+    mkdir -p "$dir"
+    echo "$dir" >>"$RUN_DIR/$h.cgroups"
+    echo "$BASHPID" >"$dir/cgroup.procs"
+  done
+}
+
+remove_host_cgroups() {
+  local h=$1 dir
+  {
+    [[ -f $RUN_DIR/$h.cgroups ]] && cat "$RUN_DIR/$h.cgroups"
+    for dir in $(cgroup_roots); do echo "$dir/sgw-$h"; done
+  } | sort -u | while read -r dir; do
+    [[ -n $dir && -d $dir && $(basename "$dir") == "sgw-$h" ]] || continue
+    # Depth first; a cgroup directory is removed with rmdir (it only holds
+    # control files). Fails harmlessly while processes remain.
+    find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
+  rm -f "$RUN_DIR/$h.cgroups"
+}
+
+start_host() {
+  local h=$1 root=$HOSTS_DIR/$1/root node_args=() node pid
+  node=$(command -v node 2>/dev/null || true)
+  if [[ -n $node ]]; then
+    node_args=("--bind-ro=$(readlink -f "$node"):/usr/bin/node")
+  else
+    log "warning: no node on this machine; hosts get no /usr/bin/node"
+  fi
+  : >"$LOG_DIR/$h.log"
+  # setsid: the container must outlive this script and its caller's terminal
+  # or process group. All descriptors are redirected so a caller that reads
+  # our output (execSync, CI) is not kept waiting by the background process.
+  ( enter_host_cgroups "$h"
+    exec setsid systemd-nspawn -D "$root" -b \
+    --register=no --keep-unit \
+    --network-namespace-path="/run/netns/$(ns_of "$h")" \
+    -M "$(ns_of "$h")" \
+    --console=passive --link-journal=no --resolv-conf=off --timezone=off \
+    "${node_args[@]}"
+  ) </dev/null >"$LOG_DIR/$h.log" 2>&1 9>&- &
+  pid=$!
+  echo "$pid" >"$RUN_DIR/$h.pid"
+  # The subshell moves itself into its cgroups, then execs systemd-nspawn.
+  local i
+  for i in $(seq 1 100); do
+    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == systemd-nspawn ]] && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  boot_failure "$h" "systemd-nspawn did not start"
+}
+
+start_fileserver() {
+  local py pid
+  py=/usr/bin/python3
+  [[ -x $py ]] || py=$(command -v python3)
+  mkdir -p "$WHEELS"
+  : >"$LOG_DIR/fileserver.log"
+  setsid "$py" -m http.server "$INDEX_PORT" --bind "$BRIDGE_ADDR" --directory "$WHEELS" \
+    </dev/null >"$LOG_DIR/fileserver.log" 2>&1 9>&- &
+  pid=$!
+  echo "$pid" >"$RUN_DIR/fileserver.pid"
+}
+
+boot_failure() {
+  local h=$1 why=$2
+  log "error: host $h (${ADDR[$h]}): $why"
+  log "---- tail of $LOG_DIR/$h.log ----"
+  tail -n 40 "$LOG_DIR/$h.log" >&2 || true
+  log "----"
+  exit 1
+}
+
+wait_ready() {
+  local deadline=$((SECONDS + TIMEOUT)) h pending=("${HOSTS[@]}") rest state
+  # sshd answers.
+  while ((${#pending[@]})); do
+    rest=()
+    for h in "${pending[@]}"; do
+      [[ -n "$(live_pid "$RUN_DIR/$h.pid" systemd-nspawn || true)" ]] ||
+        boot_failure "$h" "systemd-nspawn exited during boot"
+      ssh_answers "$h" || rest+=("$h")
+    done
+    pending=("${rest[@]+"${rest[@]}"}")
+    ((${#pending[@]})) || break
+    ((SECONDS < deadline)) || boot_failure "${pending[0]}" "sshd did not answer within ${TIMEOUT} s"
+    sleep 0.5
+  done
+  # systemd finished booting.
+  for h in "${HOSTS[@]}"; do
+    local left=$((deadline - SECONDS)); ((left > 5)) || left=5
+    state=$(host_ssh "$h" "timeout $left systemctl is-system-running --wait" </dev/null 2>/dev/null || true)
+    case $state in
+      running) ;;
+      degraded)
+        log "warning: $h is degraded; failed units:"
+        host_ssh "$h" "systemctl --failed --no-legend --plain" </dev/null >&2 || true ;;
+      *) boot_failure "$h" "systemctl is-system-running says '${state:-nothing}'" ;;
+    esac
+  done
+  # The index answers.
+  while ! curl -fsS -o /dev/null --max-time 2 "http://$BRIDGE_ADDR:$INDEX_PORT/"; do
+    [[ -n "$(live_pid "$RUN_DIR/fileserver.pid" python3 || true)" ]] || {
+      tail -n 20 "$LOG_DIR/fileserver.log" >&2 || true
+      die "the wheel file server exited"; }
+    ((SECONDS < deadline)) || die "the wheel file server did not answer on $INDEX_URL"
+    sleep 0.2
+  done
+}
+
+write_state() {
+  local h sep="" tmp=$STATE.tmp
+  {
+    printf '{\n  "hosts": {\n'
+    for h in "${HOSTS[@]}"; do
+      printf '%s    "%s": {"address": "%s", "user": "root", "port": 22}' "$sep" "$h" "${ADDR[$h]}"
+      sep=$',\n'
+    done
+    printf '\n  },\n'
+    printf '  "privateKeyPath": "%s",\n' "$KEY"
+    printf '  "indexUrl": "%s",\n' "$INDEX_URL"
+    printf '  "bridgeAddress": "%s"\n' "$BRIDGE_ADDR"
+    printf '}\n'
+  } >"$tmp"
+  mv "$tmp" "$STATE"
+}
+
+UP_DONE=0
+on_up_exit() {
+  local rc=$?
+  if ((rc != 0)) && ((UP_DONE == 0)); then
+    log "up failed (exit $rc); tearing down what was created"
+    do_down || true
+  fi
+  exit "$rc"
+}
+
+do_up() {
+  local start=$SECONDS h
+  if all_up; then
+    log "already up"
+    do_status
+    return 0
+  fi
+  if something_exists; then
+    log "found a partial sandbox; tearing it down first"
+    do_down
+  fi
+  trap on_up_exit EXIT
+  trap 'exit 130' INT TERM HUP
+
+  local bin
+  for bin in debootstrap systemd-nspawn ip ssh ssh-keygen curl; do
+    command -v "$bin" >/dev/null 2>&1 || { bash "$HERE/setup/apt.sh"; break; }
+  done
+  bash "$HERE/setup/rootfs.sh" >&2
+
+  mkdir -p "$HOSTS_DIR" "$RUN_DIR" "$LOG_DIR"
+  if [[ ! -f $KEY || ! -f $KEY.pub ]]; then
+    rm -f "$KEY" "$KEY.pub"
+    ssh-keygen -q -t ed25519 -N '' -C sglang-gateway-sandbox -f "$KEY"
+  fi
+
+  for h in "${HOSTS[@]}"; do prepare_host_fs "$h"; done
+  setup_network
+  for h in "${HOSTS[@]}"; do start_host "$h"; done
+  start_fileserver
+  wait_ready
+  write_state
+  UP_DONE=1
+  trap - EXIT INT TERM HUP
+  log "up in $((SECONDS - start)) s"
+  do_status
+}
+
+# ------------------------------------------------------------------- main --
+
+[[ $(id -u) -eq 0 ]] || die "must run as root (network namespaces, systemd-nspawn)"
+
+cmd=${1:-}
+case $cmd in
+  up|down)
+    mkdir -p "$SB"
+    exec 9>"$SB/.lock"
+    flock 9
+    if [[ $cmd == up ]]; then
+      do_up
+    else
+      start=$SECONDS
+      do_down
+      log "down in $((SECONDS - start)) s"
+    fi
+    ;;
+  status)
+    rc=0; do_status || rc=$?
+    exit "$rc"
+    ;;
+  *)
+    echo "usage: $0 up|down|status" >&2
+    exit 2
+    ;;
+esac

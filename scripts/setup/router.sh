@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Prepare the SGLang router for tests and for air-gapped gateways.
+#
+#   bash scripts/setup/router.sh           # idempotent; a rerun is a fast no-op
+#   bash scripts/setup/router.sh --force   # rebuild everything
+#
+# Everything lands OUTSIDE the repo, under
+#   CACHE=${SGLANG_GATEWAY_CACHE:-$HOME/.cache/sglang-gateway}
+#
+#   $CACHE/wheels/files/          sglang-router==0.3.2 + all dependencies, as wheels for
+#                                 CPython 3.11 / manylinux x86_64 (glibc <= 2.36, i.e.
+#                                 the host and Debian bookworm's python3 alike)
+#   $CACHE/wheels/simple/         PEP 503 index over those files. Serve $CACHE/wheels with any
+#                                 static file server and point pip (router.indexUrl) at /simple:
+#                                   python3 -m http.server --bind 127.0.0.1 --directory $CACHE/wheels 8000
+#                                   pip install --index-url http://127.0.0.1:8000/simple sglang-router==0.3.2
+#   $CACHE/router-venv/           host venv with the router, installed from the local index only:
+#                                   $CACHE/router-venv/bin/python -m sglang_router.launch_router --help
+#   $CACHE/router-0.3.2.stamp     written last; its presence makes a rerun a no-op
+#
+# Environment:
+#   SGLANG_GATEWAY_CACHE          cache root (default ~/.cache/sglang-gateway)
+#   SGLANG_GATEWAY_PYTHON         python 3.11 used for the host venv (default: python3)
+#   SGLANG_GATEWAY_VERIFY_PYTHON  python 3.11 used for the HTTP-index check (default: /usr/bin/python3
+#                                 when it is 3.11 — Debian's own pip, as in the sandbox containers —
+#                                 else the same as SGLANG_GATEWAY_PYTHON)
+#   SGLANG_GATEWAY_MAX_GLIBC      newest manylinux glibc accepted for wheels (default 2.36 = bookworm)
+set -euo pipefail
+
+ROUTER_PKG=sglang-router
+ROUTER_VERSION=0.3.2
+PY_TAG=311                       # CPython 3.11: host pyenv 3.11 and Debian bookworm python3 3.11
+MAX_GLIBC=${SGLANG_GATEWAY_MAX_GLIBC:-2.36}
+
+# The full dependency closure of sglang-router==0.3.2, pinned so the host venv and every
+# gateway get the same bits. Refresh: `pip download sglang-router==0.3.2 -d /tmp/x` and copy
+# the versions (then run with --force).
+CONSTRAINTS='
+sglang-router==0.3.2
+aiohappyeyeballs==2.7.1
+aiohttp==3.14.5
+aiosignal==1.4.0
+annotated-doc==0.0.7
+annotated-types==0.8.0
+anyio==4.16.0
+attrs==26.1.0
+click==8.5.1
+fastapi==0.165.0
+frozenlist==1.8.0
+h11==0.16.0
+idna==3.20
+multidict==7.2.1
+opentelemetry-api==1.45.2
+orjson==3.13.0
+propcache==0.5.4
+pydantic==2.14.4
+pydantic-core==2.50.5
+setproctitle==1.3.8
+starlette==1.10.0
+typing-extensions==4.16.0
+typing-inspection==0.4.5
+uvicorn==0.54.0
+yarl==1.25.1
+'
+
+CACHE=${SGLANG_GATEWAY_CACHE:-$HOME/.cache/sglang-gateway}
+WHEELS=$CACHE/wheels
+FILES=$WHEELS/files
+SIMPLE=$WHEELS/simple
+VENV=$CACHE/router-venv
+STAMP=$CACHE/router-$ROUTER_VERSION.stamp
+PYTHON=${SGLANG_GATEWAY_PYTHON:-python3}
+
+FORCE=0
+for arg in "$@"; do
+  case "$arg" in
+    --force) FORCE=1 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    *) echo "router.sh: unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+
+T0=$(date +%s)
+log() { printf '[router.sh +%3ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
+die() { printf '[router.sh] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# The stamp records what was built; the venv must still hold the router.
+stamp_key="$ROUTER_PKG==$ROUTER_VERSION cp$PY_TAG glibc<=$MAX_GLIBC $(printf '%s' "$CONSTRAINTS" | sha256sum | cut -c1-16)"
+is_done() {
+  [[ -f "$STAMP" ]] && [[ "$(cat "$STAMP")" == "$stamp_key" ]] \
+    && [[ -x "$VENV/bin/python" ]] \
+    && compgen -G "$VENV/lib/python3.11/site-packages/sglang_router-$ROUTER_VERSION.dist-info" >/dev/null \
+    && [[ -f "$SIMPLE/index.html" ]]
+}
+
+if [[ $FORCE == 0 ]] && is_done; then
+  log "up to date: $ROUTER_PKG==$ROUTER_VERSION in $VENV (index $SIMPLE); --force rebuilds"
+  exit 0
+fi
+
+mkdir -p "$CACHE"
+# Serialize concurrent runs (parallel test jobs); re-check once we hold the lock.
+exec 9>"$CACHE/.router.lock"
+if command -v flock >/dev/null 2>&1; then
+  flock 9
+  if [[ $FORCE == 0 ]] && is_done; then log "up to date (built by a concurrent run)"; exit 0; fi
+fi
+rm -f "$STAMP"
+
+# Host/interpreter checks -------------------------------------------------------------
+command -v "$PYTHON" >/dev/null 2>&1 || die "python not found: $PYTHON (set SGLANG_GATEWAY_PYTHON)"
+pyver=$("$PYTHON" -c 'import sys; print("%d%d" % sys.version_info[:2])')
+[[ "$pyver" == "$PY_TAG" ]] || die "$PYTHON is Python ${pyver:0:1}.${pyver:1}; the wheels are for CPython 3.11 (set SGLANG_GATEWAY_PYTHON to a python3.11)"
+[[ "$(uname -s)/$(uname -m)" == "Linux/x86_64" ]] || die "host is $(uname -s)/$(uname -m); the host venv needs Linux x86_64"
+
+VERIFY_PYTHON=${SGLANG_GATEWAY_VERIFY_PYTHON:-}
+if [[ -z "$VERIFY_PYTHON" ]]; then
+  if [[ -x /usr/bin/python3 ]] && [[ "$(/usr/bin/python3 -c 'import sys; print("%d%d" % sys.version_info[:2])' 2>/dev/null)" == "$PY_TAG" ]] \
+     && /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    VERIFY_PYTHON=/usr/bin/python3
+  else
+    VERIFY_PYTHON=$PYTHON
+  fi
+fi
+
+# pip must see only what we give it: no user/site config, no inherited index settings.
+export PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+unset PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_FIND_LINKS PIP_NO_INDEX PIP_REQUIRE_VIRTUALENV PIP_USER || true
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sglang-gateway-router.XXXXXX")
+HTTP_PID=
+cleanup() {
+  if [[ -n "$HTTP_PID" ]]; then kill "$HTTP_PID" 2>/dev/null || true; wait "$HTTP_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+printf '%s\n' "$CONSTRAINTS" | sed '/^$/d' > "$WORK/constraints.txt"
+
+# 1. Download wheels ----------------------------------------------------------------------
+# Target platform spelled out (pip does not expand manylinux_2_X by itself): every glibc
+# from MAX_GLIBC down to 2.5 plus the legacy aliases, newest first, as a native pip would.
+platform_args=()
+max_minor=${MAX_GLIBC#2.}
+for ((m = max_minor; m >= 5; m--)); do platform_args+=(--platform "manylinux_2_${m}_x86_64"); done
+platform_args+=(--platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64)
+
+mkdir -p "$FILES"
+log "downloading $ROUTER_PKG==$ROUTER_VERSION + dependencies (cp$PY_TAG, manylinux glibc<=$MAX_GLIBC) into $FILES"
+"$PYTHON" -m pip download --quiet --dest "$FILES" --only-binary=:all: \
+  --implementation cp --python-version 3.11 --abi "cp$PY_TAG" --abi abi3 --abi none \
+  "${platform_args[@]}" \
+  -c "$WORK/constraints.txt" "$ROUTER_PKG==$ROUTER_VERSION" \
+  || die "pip download failed (is PyPI reachable?)"
+nfiles=$(find "$FILES" -maxdepth 1 -name '*.whl' | wc -l)
+log "  $nfiles wheels, $(du -sh "$FILES" | cut -f1) in $FILES"
+
+# 2. PEP 503 simple index -------------------------------------------------------------------
+log "writing PEP 503 index $SIMPLE"
+"$PYTHON" - "$FILES" "$SIMPLE" "$WORK/constraints.txt" <<'PY'
+import hashlib, html, os, re, shutil, sys, zipfile, email.parser
+
+files_dir, simple_dir, constraints = sys.argv[1:4]
+norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
+wanted = {}
+for line in open(constraints):
+    line = line.strip()
+    if line and not line.startswith("#"):
+        name, ver = line.split("==")
+        wanted[norm(name)] = ver
+
+projects = {}
+for fn in sorted(os.listdir(files_dir)):
+    if not fn.endswith(".whl"):
+        continue
+    parts = fn[:-4].split("-")
+    if len(parts) not in (5, 6):
+        sys.exit(f"not a wheel file name: {fn}")
+    name, ver = norm(parts[0]), parts[1]
+    # A stale file of another version (older run, changed pins) stays on disk but is not indexed.
+    if wanted.get(name) != ver:
+        print(f"  (not indexed, not pinned: {fn})")
+        continue
+    path = os.path.join(files_dir, fn)
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    with zipfile.ZipFile(path) as z:
+        meta_name = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        meta = email.parser.Parser().parsestr(z.read(meta_name).decode("utf-8", "replace"), headersonly=True)
+    projects.setdefault(name, []).append((fn, digest, meta.get("Requires-Python")))
+
+missing = sorted(set(wanted) - set(projects))
+if missing:
+    sys.exit(f"pinned but no wheel downloaded: {missing}")
+
+tmp = simple_dir + ".tmp"
+shutil.rmtree(tmp, ignore_errors=True)
+os.makedirs(tmp)
+head = '<!DOCTYPE html>\n<html><head><meta name="pypi:repository-version" content="1.0"><title>{}</title></head><body>\n'
+with open(os.path.join(tmp, "index.html"), "w") as out:
+    out.write(head.format("Simple index"))
+    for name in sorted(projects):
+        out.write(f'<a href="{name}/">{name}</a><br>\n')
+    out.write("</body></html>\n")
+for name, entries in projects.items():
+    os.makedirs(os.path.join(tmp, name))
+    with open(os.path.join(tmp, name, "index.html"), "w") as out:
+        out.write(head.format(f"Links for {name}"))
+        for fn, digest, rp in entries:
+            attr = f' data-requires-python="{html.escape(rp, quote=True)}"' if rp else ""
+            # relative to /simple/<name>/ -> /files/<fn>: works over http:// and file:// alike
+            out.write(f'<a href="../../files/{fn}#sha256={digest}"{attr}>{fn}</a><br>\n')
+        out.write("</body></html>\n")
+shutil.rmtree(simple_dir, ignore_errors=True)
+os.rename(tmp, simple_dir)
+print(f"  {len(projects)} projects indexed")
+PY
+# checksums next to the files, handy for auditing what a gateway received
+(cd "$FILES" && sha256sum -- *.whl > "$WHEELS/SHA256SUMS")
+
+# 3. Host venv, from the local index only -------------------------------------------------------
+log "creating host venv $VENV (index file://$SIMPLE only)"
+rm -rf "$VENV"
+"$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --index-url "file://$SIMPLE" --only-binary=:all: \
+  "$ROUTER_PKG==$ROUTER_VERSION" || die "installing from file://$SIMPLE failed"
+"$VENV/bin/python" - "$ROUTER_VERSION" <<'PY' || die "router venv check failed"
+import importlib.metadata as md, sys
+v = md.version("sglang-router")
+assert v == sys.argv[1], f"sglang-router {v} != {sys.argv[1]}"
+import sglang_router.launch_router  # noqa: F401  (loads the Rust extension)
+print(f"  sglang-router {v} importable")
+PY
+"$VENV/bin/python" -m sglang_router.launch_router --help >/dev/null 2>&1 || die "launch_router --help failed in $VENV"
+
+# 4. Prove the air-gapped path: pip over HTTP against a plain static server ---------------------------
+log "verifying pip install over HTTP (http.server on 127.0.0.1, $("$VERIFY_PYTHON" -m pip --version | cut -d' ' -f1-2) of $VERIFY_PYTHON)"
+"$PYTHON" -u -m http.server --bind 127.0.0.1 --directory "$WHEELS" 0 >"$WORK/http.log" 2>&1 &
+HTTP_PID=$!
+port=
+for _ in $(seq 1 100); do   # http.server prints "Serving HTTP on 127.0.0.1 port N ..."
+  port=$(sed -n 's/.* port \([0-9][0-9]*\).*/\1/p' "$WORK/http.log" | head -n1)
+  [[ -n "$port" ]] && break
+  kill -0 "$HTTP_PID" 2>/dev/null || die "http.server exited: $(cat "$WORK/http.log")"
+  sleep 0.1
+done
+[[ -n "$port" ]] || die "http.server did not report its port within 10s"
+"$VERIFY_PYTHON" -m venv "$WORK/verify-venv"
+"$WORK/verify-venv/bin/python" -m pip install --quiet --index-url "http://127.0.0.1:$port/simple" \
+  "$ROUTER_PKG==$ROUTER_VERSION" || die "pip install via http://127.0.0.1:$port/simple failed"
+"$WORK/verify-venv/bin/python" -c 'import importlib.metadata as m, sglang_router.launch_router; print("  http index ok: sglang-router", m.version("sglang-router"))' \
+  || die "router not importable after the HTTP install"
+served=$(grep -c '"GET /' "$WORK/http.log" || true)
+kill "$HTTP_PID" 2>/dev/null || true; wait "$HTTP_PID" 2>/dev/null || true; HTTP_PID=
+log "  http.server answered $served GETs; stopped"
+
+printf '%s' "$stamp_key" > "$STAMP"
+log "done: $VENV/bin/python -m sglang_router.launch_router ; index $SIMPLE"
