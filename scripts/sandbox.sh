@@ -56,6 +56,15 @@ host_ssh() { local h=$1; shift; ssh "${SSH_OPTS[@]}" "root@${ADDR[$h]}" "$@"; }
 
 # ---------------------------------------------------------------- helpers --
 
+# True if the process exists and is not a zombie (PID 1 on this machine reaps
+# orphans only after a moment; `kill -0` succeeds on zombies).
+proc_alive() {
+  local st
+  { read -r st <"/proc/$1/stat"; } 2>/dev/null || return 1
+  st=${st##*) }
+  [[ ${st:0:1} != Z ]]
+}
+
 # PID from a pid file if that process is alive and is what we expect.
 live_pid() {
   local file=$1 comm=$2 pid
@@ -63,15 +72,17 @@ live_pid() {
   pid=$(cat "$file" 2>/dev/null) || return 1
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$comm" ]] || return 1
+  proc_alive "$pid" || return 1
   echo "$pid"
 }
 
 # PIDs of processes whose command line contains all the given words
 # (used to find our own systemd-nspawn / file server if a pid file is lost).
 pids_with_args() {
-  local p cmd w ok
+  local p cmd w ok args=()
   for p in /proc/[0-9]*; do
-    cmd=$( { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
+    { mapfile -d '' args <"$p/cmdline"; } 2>/dev/null || continue
+    cmd="${args[*]}"
     [[ -n $cmd ]] || continue
     ok=1
     for w in "$@"; do [[ $cmd == *"$w"* ]] || { ok=0; break; }; done
@@ -142,7 +153,7 @@ do_down() {
   deadline=$((SECONDS + 15))
   while ((${#pids[@]})); do
     local alive=()
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
+    for pid in "${pids[@]}"; do proc_alive "$pid" && alive+=("$pid"); done
     pids=("${alive[@]+"${alive[@]}"}")
     ((${#pids[@]})) || break
     if ((SECONDS >= deadline)); then
@@ -167,7 +178,10 @@ do_down() {
   done
   # 3. The wheel file server.
   for pid in $(fileserver_pids); do kill -TERM "$pid" 2>/dev/null || true; done
-  for _ in $(seq 1 25); do [[ -z "$(fileserver_pids)" ]] && break; sleep 0.1; done
+  for _ in $(seq 1 25); do
+    if [[ -z "$(fileserver_pids)" ]]; then break; fi
+    sleep 0.1
+  done
   for pid in $(fileserver_pids); do kill -KILL "$pid" 2>/dev/null || true; done
   # 4. Links, namespaces, bridge.
   for h in "${HOSTS[@]}"; do
@@ -202,10 +216,15 @@ do_down() {
 do_status() {
   local h up=0 n=${#HOSTS[@]} state
   for h in "${HOSTS[@]}"; do
-    if [[ -e /run/netns/$(ns_of "$h") ]] && [[ -f $KEY ]] && ssh_answers "$h"; then
+    local nspawn answers=0
+    nspawn=$(nspawn_pids "$h")
+    if [[ -e /run/netns/$(ns_of "$h") && -f $KEY ]] && ssh_answers "$h"; then answers=1; fi
+    if [[ -n $nspawn && $answers == 1 ]]; then
       state="up (sshd answers)"; up=$((up + 1))
-    elif [[ -n "$(nspawn_pids "$h")" ]]; then
+    elif [[ -n $nspawn ]]; then
       state="DOWN (container running, sshd not answering)"
+    elif [[ $answers == 1 ]]; then
+      state="DOWN (orphaned: sshd answers but its systemd-nspawn is gone; run down)"
     else
       state="down"
     fi
@@ -359,7 +378,7 @@ start_host() {
   local i
   for i in $(seq 1 100); do
     [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == systemd-nspawn ]] && return 0
-    kill -0 "$pid" 2>/dev/null || break
+    proc_alive "$pid" || break
     sleep 0.05
   done
   boot_failure "$h" "systemd-nspawn did not start"

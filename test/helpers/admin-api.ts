@@ -1,0 +1,91 @@
+// An in-test HTTP server speaking the SGLang router 0.3.x worker API (/workers), with knobs
+// for the provider's edge cases: workers that never turn healthy, and a log of every call.
+import * as http from "http";
+import { randomUUID } from "crypto";
+import type { AddressInfo } from "net";
+
+interface Worker {
+    id: string;
+    url: string;
+    worker_type: string;
+    is_healthy: boolean;
+    polls: number;
+}
+
+export interface AdminApiOptions {
+    /** Polls of GET /workers before a new worker is reported healthy; Infinity = never. */
+    healthyAfterPolls?: number;
+    /** Answer POST /workers with 503, as a router that refuses work. */
+    refuseRegistration?: boolean;
+}
+
+export class AdminApi {
+    readonly calls: string[] = [];
+    readonly workers = new Map<string, Worker>();
+    private server = http.createServer((req, res) => this.handle(req, res));
+
+    constructor(private options: AdminApiOptions = {}) {}
+
+    async start(): Promise<string> {
+        await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+        return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    }
+
+    stop(): Promise<void> {
+        return new Promise((resolve) => this.server.close(() => resolve()));
+    }
+
+    /** Simulates someone removing a worker behind Pulumi's back. */
+    forget(url: string): void {
+        for (const [id, w] of this.workers) {
+            if (w.url === url) {
+                this.workers.delete(id);
+            }
+        }
+    }
+
+    private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+        let body = "";
+        req.on("data", (c) => (body += c));
+        req.on("end", () => {
+            this.calls.push(`${req.method} ${req.url}`);
+            const send = (status: number, payload: unknown, headers: Record<string, string> = {}) => {
+                res.writeHead(status, { "content-type": "application/json", ...headers });
+                res.end(JSON.stringify(payload));
+            };
+            const idMatch = /^\/workers\/([^/]+)$/.exec(req.url ?? "");
+            if (req.method === "GET" && req.url === "/workers") {
+                const after = this.options.healthyAfterPolls ?? 1;
+                const list = [...this.workers.values()].map((w) => {
+                    w.polls++;
+                    w.is_healthy = w.polls > after;
+                    return { id: w.id, url: w.url, model_id: "fake-model", worker_type: w.worker_type, is_healthy: w.is_healthy, load: 0 };
+                });
+                return send(200, { workers: list, total: list.length, stats: {} });
+            }
+            if (req.method === "POST" && req.url === "/workers") {
+                if (this.options.refuseRegistration) {
+                    return send(503, { code: "SERVICE_UNAVAILABLE", message: "router overloaded" });
+                }
+                const parsed = JSON.parse(body) as { url: string; worker_type?: string };
+                const existing = [...this.workers.values()].find((w) => w.url === parsed.url);
+                const id = existing?.id ?? randomUUID();
+                if (!existing) {
+                    this.workers.set(id, { id, url: parsed.url, worker_type: parsed.worker_type ?? "regular", is_healthy: false, polls: 0 });
+                }
+                return send(202, { status: "accepted", worker_id: id, url: parsed.url, location: `/workers/${id}`, message: "Worker addition queued" }, { location: `/workers/${id}` });
+            }
+            if (req.method === "DELETE" && idMatch) {
+                const id = decodeURIComponent(idMatch[1]);
+                if (!/^[0-9a-f-]{36}$/.test(id)) {
+                    return send(400, { code: "INVALID_WORKER_ID", message: "worker id must be a UUID" });
+                }
+                if (!this.workers.delete(id)) {
+                    return send(404, { code: "WORKER_NOT_FOUND", message: `worker ${id} not found` });
+                }
+                return send(202, { status: "accepted", worker_id: id, message: "Worker removal queued" });
+            }
+            send(404, { code: "NOT_FOUND" });
+        });
+    }
+}

@@ -1,0 +1,49 @@
+// Valid stack configs the unit tests start from (and break one field at a time).
+import { utils } from "ssh2";
+
+export const testKey = utils.generateKeyPairSync("ed25519").private;
+export const testToken = "test-token-0123456789";
+
+export function sshStack(replicas: number, overrides: { router?: unknown; service?: Record<string, unknown> } = {}) {
+    return {
+        gateway: {
+            type: "gateway",
+            name: "gw",
+            domain: "example.com",
+            backend: "ssh",
+            host: "10.213.0.2",
+            privateKey: testKey,
+            ...(overrides.router === undefined ? { router: "sglang" } : overrides.router === null ? {} : { router: overrides.router }),
+        },
+        services: [
+            {
+                type: "service",
+                name: "chat",
+                port: 8000,
+                model: "fake-model",
+                commands: ["node /opt/fake-worker.js"],
+                replicas,
+                hosts: [{ host: "10.213.0.3" }, { host: "10.213.0.4" }],
+                ...(overrides.service ?? {}),
+            },
+        ],
+        tokens: { chat: [testToken] },
+    };
+}
+
+export function awsStack(replicas: number) {
+    return {
+        gateway: {
+            type: "gateway",
+            name: "gw",
+            domain: "example.com",
+            backend: "aws",
+            region: "eu-west-1",
+            zoneId: "Z123456",
+            privateKey: testKey,
+            router: { type: "sglang", policy: "cache_aware" },
+        },
+        services: [{ type: "service", name: "chat", port: 8000, model: "m", image: "lmsysorg/sglang:latest", commands: ["python -m sglang.launch_server --port $PORT"], replicas, instanceType: "g5.xlarge" }],
+        tokens: { chat: [testToken] },
+    };
+}

@@ -1,0 +1,114 @@
+// The resource graph under Pulumi mocks: which children exist, under which parent, with which inputs.
+import * as assert from "assert";
+import * as pulumi from "@pulumi/pulumi";
+import { fromStackConfig } from "../../components";
+import { RecordingMocks, valueOf } from "../helpers/mocks";
+import { awsStack, sshStack } from "../helpers/stack-configs";
+
+async function build(raw: unknown) {
+    const mocks = new RecordingMocks();
+    pulumi.runtime.setMocks(mocks, "sglang-gateway", "test", false);
+    const { gateway, services } = fromStackConfig(raw, {});
+    // Resolving every URN waits until each registration reached the mocks.
+    const all: pulumi.Resource[] = [gateway, gateway.setup, ...services.flatMap((s) => [s, s.serverBlock, ...(s.routerProcess ? [s.routerProcess] : [])])];
+    for (const s of services) {
+        for (const r of s.replicas) {
+            all.push(r, r.process, ...[r.tunnel, r.bridge, r.worker].filter((x): x is NonNullable<typeof x> => x !== undefined));
+        }
+    }
+    const urns = await Promise.all(all.map((r) => valueOf(r.urn)));
+    await pulumi.runtime.waitForRPCs?.();
+    return { mocks, gateway, services, urns };
+}
+
+const replicaChildren = (i: number) => [`chat-replica-${i}-process`, `chat-replica-${i}-tunnel`, `chat-replica-${i}-bridge`, `chat-replica-${i}-worker`];
+
+describe("resource graph (mocks)", () => {
+    for (const count of [0, 1, 3]) {
+        it(`ssh backend with ${count} replica(s): one Replica with four children each, under the Service`, async () => {
+            const { mocks, urns } = await build(sshStack(count));
+            const names = mocks.resources.map((r) => r.name);
+            for (let i = 0; i < count; i++) {
+                for (const child of replicaChildren(i)) {
+                    assert.ok(names.includes(child), `${child} missing; got ${names.join(", ")}`);
+                }
+                const processUrn = urns.find((u) => u.endsWith(`::chat-replica-${i}-process`));
+                assert.match(processUrn ?? "", /sglang-gateway:index:Replica\$command:remote:Command::/);
+                const replicaUrn = urns.find((u) => u.endsWith(`::chat-replica-${i}`));
+                assert.match(replicaUrn ?? "", /sglang-gateway:index:Service\$sglang-gateway:index:Replica::/);
+                const workerUrn = urns.find((u) => u.endsWith(`::chat-replica-${i}-worker`));
+                assert.match(workerUrn ?? "", /sglang-gateway:index:Replica\$pulumi-nodejs:dynamic\/sglang-gateway:SglangRouterWorker::/);
+            }
+            assert.ok(!names.includes(`chat-replica-${count}-process`), "one replica too many");
+            assert.strictEqual(mocks.ofType("sglang-gateway:index:Replica").length, count);
+            assert.strictEqual(mocks.ofType("pulumi-nodejs:dynamic/sglang-gateway:SglangRouterWorker").length, count);
+            // The gateway and the service pieces exist whatever the count.
+            for (const name of ["gw-setup", "chat-router", "chat-server"]) {
+                assert.ok(names.includes(name), `${name} missing`);
+            }
+            assert.strictEqual(mocks.ofType("aws:ec2/instance:Instance").length, 0, "ssh backend creates no AWS resources");
+        });
+
+        it(`aws backend with ${count} replica(s): gateway instance, EIP, wildcard record, one instance per replica`, async () => {
+            const { mocks } = await build(awsStack(count));
+            const instances = mocks.ofType("aws:ec2/instance:Instance").map((r) => r.name).sort();
+            assert.deepStrictEqual(instances, ["gw-gateway", ...Array.from({ length: count }, (_, i) => `chat-replica-${i}`)].sort());
+            const record = mocks.named("gw-wildcard");
+            assert.strictEqual(record.inputs.name, "*.example.com");
+            assert.strictEqual(record.inputs.type, "A");
+            assert.deepStrictEqual(record.inputs.records, ["203.0.113.10"]);
+            const group = mocks.named("gw-gateway");
+            assert.ok(group);
+            const sg = mocks.ofType("aws:ec2/securityGroup:SecurityGroup").find((r) => r.name === "gw-gateway");
+            const ports = (sg?.inputs.ingress as { fromPort: number }[]).map((r) => r.fromPort).sort((a, b) => a - b);
+            assert.deepStrictEqual(ports, [22, 80, 443]);
+            // direct mode on aws: no tunnel, the bridge points at the replica's private address.
+            assert.strictEqual(mocks.resources.filter((r) => r.name.endsWith("-tunnel")).length, 0);
+            assert.strictEqual(mocks.resources.filter((r) => r.name.endsWith("-bridge")).length, count);
+        });
+    }
+
+    it("the ami is looked up from Canonical unless given", async () => {
+        const { mocks } = await build(awsStack(1));
+        assert.strictEqual(mocks.named("gw-gateway").inputs.ami ?? mocks.ofType("aws:ec2/instance:Instance")[0].inputs.ami, "ami-0123456789abcdef0");
+    });
+
+    it("scaling 1→3 adds only replica 1 and 2 resources; replica 0's inputs are identical", async () => {
+        const one = await build(sshStack(1));
+        const three = await build(sshStack(3));
+        const before = new Map(one.mocks.resources.map((r) => [r.name, JSON.stringify(r.inputs)]));
+        const after = new Map(three.mocks.resources.map((r) => [r.name, JSON.stringify(r.inputs)]));
+        const added = [...after.keys()].filter((n) => !before.has(n)).sort();
+        assert.deepStrictEqual(added, ["chat-replica-1", ...replicaChildren(1), "chat-replica-2", ...replicaChildren(2)].sort());
+        const changed = [...before.keys()].filter((n) => after.get(n) !== before.get(n));
+        assert.deepStrictEqual(changed, [], `inputs changed for ${changed.join(", ")}`);
+    });
+
+    it("without a router: no router process, no bridges or workers, the upstream lists the replica sockets", async () => {
+        const { mocks } = await build(sshStack(2, { router: null }));
+        const names = mocks.resources.map((r) => r.name);
+        assert.ok(!names.includes("chat-router"));
+        assert.strictEqual(names.filter((n) => n.endsWith("-worker") || n.endsWith("-bridge")).length, 0);
+        const server = String(mocks.named("chat-server").inputs.create);
+        assert.match(server, /server unix:\/run\/sglang-gateway\/chat\/replica-0\.sock;/);
+        assert.match(server, /server unix:\/run\/sglang-gateway\/chat\/replica-1\.sock;/);
+    });
+
+    it("workers register the bridge URL of their replica with the service's router port", async () => {
+        const { mocks, services } = await build(sshStack(2));
+        const [service] = services;
+        for (const replica of service.replicas) {
+            const worker = mocks.named(`chat-replica-${replica.index}-worker`);
+            assert.strictEqual(worker.inputs.workerUrl, `http://127.0.0.1:${replica.bridgePort}`);
+            assert.strictEqual(worker.inputs.routerPort, service.ports.routerPort);
+        }
+        assert.notStrictEqual(service.replicas[0].bridgePort, service.replicas[1].bridgePort);
+    });
+
+    it("replicas spread over the hosts; the third shares host 0 on the next port", async () => {
+        const { mocks, services } = await build(sshStack(3));
+        const hostOf = (i: number) => (mocks.named(`chat-replica-${i}-process`).inputs.connection as { host: string }).host;
+        assert.deepStrictEqual([0, 1, 2].map(hostOf), ["10.213.0.3", "10.213.0.4", "10.213.0.3"]);
+        assert.deepStrictEqual(services[0].replicas.map((r) => r.port), [8000, 8000, 8001]);
+    });
+});

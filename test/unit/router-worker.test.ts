@@ -1,0 +1,126 @@
+// The RouterWorker provider's methods against an in-test server speaking the router's /workers API.
+import * as assert from "assert";
+import * as pulumi from "@pulumi/pulumi";
+import { sglangWorkerProvider, type SglangWorkerInputs, type SglangWorkerOutputs } from "../../components/routers/sglang-worker";
+import { AdminApi } from "../helpers/admin-api";
+
+const provider = sglangWorkerProvider as Required<pulumi.dynamic.ResourceProvider>;
+
+function inputs(adminBaseUrl: string, overrides: Partial<SglangWorkerInputs> = {}): SglangWorkerInputs {
+    return {
+        adminBaseUrl,
+        routerPort: 0,
+        workerUrl: "http://127.0.0.1:20001",
+        workerType: "regular",
+        workersDir: "/unused-without-ssh",
+        readinessTimeoutSeconds: 5,
+        pollIntervalMs: 20,
+        ...overrides,
+    };
+}
+
+describe("RouterWorker provider (sglang, 0.3.x /workers API)", () => {
+    let api: AdminApi;
+    let base: string;
+
+    afterEach(() => api.stop());
+
+    it("create posts the worker once and returns when the router lists it healthy", async () => {
+        api = new AdminApi({ healthyAfterPolls: 3 });
+        base = await api.start();
+        const result = await provider.create(inputs(base));
+        assert.strictEqual(result.id, "http://127.0.0.1:20001");
+        assert.strictEqual(api.calls.filter((c) => c === "POST /workers").length, 1);
+        const [registered] = [...api.workers.values()];
+        assert.strictEqual(result.outs.routerWorkerId, registered.id);
+        assert.ok(api.calls.filter((c) => c === "GET /workers").length >= 3, "waited for health");
+    });
+
+    it("create adopts a worker the router already lists (a restarted router read it from disk)", async () => {
+        api = new AdminApi();
+        base = await api.start();
+        await provider.create(inputs(base));
+        api.calls.length = 0;
+        await provider.create(inputs(base));
+        assert.deepStrictEqual(api.calls.filter((c) => c.startsWith("POST")), []);
+    });
+
+    it("create times out, removes the registration again, and names the URL and the router's last answer", async () => {
+        api = new AdminApi({ healthyAfterPolls: Infinity });
+        base = await api.start();
+        await assert.rejects(provider.create(inputs(base, { readinessTimeoutSeconds: 1 })), (err: Error) => {
+            assert.match(err.message, /http:\/\/127\.0\.0\.1:20001/);
+            assert.match(err.message, /within 1 s/);
+            assert.match(err.message, /"is_healthy":false/);
+            assert.match(err.message, /removed again/);
+            return true;
+        });
+        assert.strictEqual(api.workers.size, 0, "the failed registration is cleaned up");
+        assert.ok(api.calls.some((c) => c.startsWith("DELETE /workers/")));
+    });
+
+    it("create fails with the router's answer when the POST is refused", async () => {
+        api = new AdminApi({ refuseRegistration: true });
+        base = await api.start();
+        await assert.rejects(provider.create(inputs(base)), /POST \/workers for http:\/\/127\.0\.0\.1:20001 answered 503: .*overloaded/);
+    });
+
+    it("delete resolves the id by URL and deletes it; already gone is success", async () => {
+        api = new AdminApi();
+        base = await api.start();
+        const created = await provider.create(inputs(base));
+        const [worker] = [...api.workers.values()];
+        await provider.delete(created.id, created.outs as SglangWorkerOutputs);
+        assert.ok(api.calls.includes(`DELETE /workers/${worker.id}`));
+        assert.strictEqual(api.workers.size, 0);
+        api.calls.length = 0;
+        await provider.delete(created.id, created.outs as SglangWorkerOutputs);
+        assert.deepStrictEqual(api.calls.filter((c) => c.startsWith("DELETE")), [], "nothing to delete, no error");
+    });
+
+    it("delete leaves other workers alone", async () => {
+        api = new AdminApi();
+        base = await api.start();
+        const a = await provider.create(inputs(base, { workerUrl: "http://127.0.0.1:20001" }));
+        await provider.create(inputs(base, { workerUrl: "http://127.0.0.1:20002" }));
+        await provider.delete(a.id, a.outs as SglangWorkerOutputs);
+        assert.deepStrictEqual([...api.workers.values()].map((w) => w.url), ["http://127.0.0.1:20002"]);
+    });
+
+    it("read reports a worker missing from the router as gone (drift for pulumi refresh)", async () => {
+        api = new AdminApi();
+        base = await api.start();
+        const created = await provider.create(inputs(base));
+        const present = await provider.read(created.id, created.outs);
+        assert.strictEqual(present.id, created.id);
+        api.forget("http://127.0.0.1:20001");
+        const gone = await provider.read(created.id, created.outs);
+        assert.ok(!gone.id, "missing worker reads as deleted");
+    });
+
+    it("diff replaces on a new URL or worker type only; other changes update in place", async () => {
+        const olds = { ...inputs("http://x"), routerWorkerId: "id" } as SglangWorkerOutputs;
+        const same = await provider.diff("id", olds, inputs("http://x"));
+        assert.strictEqual(same.changes, false);
+        const moved = await provider.diff("id", olds, inputs("http://x", { workerUrl: "http://127.0.0.1:20009" }));
+        assert.deepStrictEqual([moved.changes, moved.replaces], [true, ["workerUrl"]]);
+        const slower = await provider.diff("id", olds, inputs("http://x", { readinessTimeoutSeconds: 99 }));
+        assert.deepStrictEqual([slower.changes, slower.replaces], [true, []]);
+    });
+
+    it("survives serialization: the provider round-trips through serializeFunction", async () => {
+        const serialized = await pulumi.runtime.serializeFunction(() => sglangWorkerProvider, { isFactoryFunction: true });
+        assert.ok(serialized.text.length < 200_000, `serialized provider is ${serialized.text.length} characters`);
+        // What the dynamic-provider host does with the state: evaluate the text, take the export.
+        const m = new (require("module"))("provider.js", module);
+        m.paths = module.paths;
+        m._compile(serialized.text, __filename);
+        const revived = m.exports[serialized.exportName] as Required<pulumi.dynamic.ResourceProvider>;
+        api = new AdminApi();
+        base = await api.start();
+        const created = await revived.create(inputs(base));
+        assert.strictEqual(api.workers.size, 1);
+        await revived.delete(created.id, created.outs);
+        assert.strictEqual(api.workers.size, 0);
+    });
+});
