@@ -78,7 +78,7 @@ export class Gateway extends pulumi.ComponentResource {
         this.host = createGatewayHost(name, args.domain, args.backend, this);
 
         const install = this.routerConfig ? { version: this.routerConfig.version, indexUrl: this.routerConfig.indexUrl } : undefined;
-        const files = [{ path: "/etc/nginx/conf.d/sglang-gateway.conf", content: render("nginx/base.conf.njk", { gatewayName: name }) as pulumi.Input<string>, mode: "0644" }];
+        const files = [{ path: "/etc/nginx/conf.d/sglang-gateway.conf", content: render("nginx/base.conf.njk", { gatewayName: name, includeDir: "/etc/nginx/sglang-gateway" }) as pulumi.Input<string>, mode: "0644" }];
         if (args.tls) {
             files.push(
                 { path: tlsPaths.certificatePath, content: args.tls.certificate, mode: "0644" },

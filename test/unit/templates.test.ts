@@ -1,0 +1,135 @@
+// Rendered nginx configuration passes `nginx -t` with the real nginx, and says what it should.
+import * as assert from "assert";
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { serverBlockText, planLocations, rateLimitZones, nginxRate, type ServerBlockInput } from "../../components/server-block";
+import { sglangRouter } from "../../components/routers/sglang";
+import { render } from "../../components/templates";
+import { bridgePort } from "../../components/naming";
+import { nginxTest } from "../helpers/nginx";
+
+const base: ServerBlockInput = {
+    service: "chat",
+    serverName: "chat.example.com",
+    auth: true,
+    tokens: ["tok-aaaaaaaa", "tok-bbbbbbbb"],
+    upstreamServers: ["127.0.0.1:10042"],
+    allow: sglangRouter.inferencePaths,
+    rateLimits: [],
+};
+
+function bridges(count: number): Record<string, string> {
+    return Object.fromEntries(
+        Array.from({ length: count }, (_, i) => [
+            `chat-replica-${i}.conf`,
+            render("nginx/bridge.conf.njk", { service: "chat", index: i, bridgePort: bridgePort(42, i), target: `unix:/run/sglang-gateway/chat/replica-${i}.sock`, upstreamName: `sgw_chat_replica_${i}`, readTimeoutSeconds: 3600 }),
+        ]),
+    );
+}
+
+function selfSignedCert(): { certificatePath: string; privateKeyPath: string } {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sgw-tls-"));
+    const certificatePath = path.join(dir, "cert.pem");
+    const privateKeyPath = path.join(dir, "key.pem");
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=*.example.com", "-keyout", privateKeyPath, "-out", certificatePath], { stdio: "ignore" });
+    return { certificatePath, privateKeyPath };
+}
+
+describe("nginx templates (real nginx -t)", () => {
+    it("service block with a router, auth and rate limits", () => {
+        const text = serverBlockText({
+            ...base,
+            rateLimits: [
+                { prefix: "/", rps: 4, burst: 9, key: { header: "Authorization" } },
+                { prefix: "/v1/chat/", rps: 0.5, burst: 0, key: "ip" },
+            ],
+        });
+        nginxTest({ services: { "chat.conf": text } });
+        assert.match(text, /limit_req_zone \$http_authorization zone=sgw_chat_0:10m rate=4r\/s;/);
+        assert.match(text, /limit_req_zone \$binary_remote_addr zone=sgw_chat_1:10m rate=30r\/m;/);
+        assert.match(text, /"Bearer tok-aaaaaaaa" 1;|'Bearer tok-aaaaaaaa' 1;/);
+        assert.match(text, /location \/ \{\s+return 403/);
+        assert.match(text, /proxy_pass http:\/\/sgw_chat;/);
+    });
+
+    it("service block without a router: the upstream lists the replicas and everything is passed", () => {
+        const text = serverBlockText({ ...base, allow: undefined, upstreamServers: ["unix:/run/sglang-gateway/chat/replica-0.sock", "unix:/run/sglang-gateway/chat/replica-1.sock"] });
+        nginxTest({ services: { "chat.conf": text } });
+        assert.doesNotMatch(text, /return 403/);
+        assert.match(text, /server unix:\/run\/sglang-gateway\/chat\/replica-1\.sock;/);
+    });
+
+    it("service block without a router and no replicas answers 503 (no empty upstream)", () => {
+        const text = serverBlockText({ ...base, allow: undefined, upstreamServers: [] });
+        nginxTest({ services: { "chat.conf": text } });
+        assert.doesNotMatch(text, /upstream /);
+        assert.match(text, /return 503;/);
+    });
+
+    it("service block without auth has no token map", () => {
+        const text = serverBlockText({ ...base, auth: false, tokens: [] });
+        nginxTest({ services: { "chat.conf": text } });
+        assert.doesNotMatch(text, /map \$http_authorization/);
+    });
+
+    it("auth without tokens is refused before anything is rendered", () => {
+        assert.throws(() => serverBlockText({ ...base, tokens: [] }), /auth is on but no token/);
+    });
+
+    it("TLS: listens on 443 with the certificate and redirects HTTP", () => {
+        const tls = selfSignedCert();
+        const text = serverBlockText({ ...base, tls });
+        nginxTest({ services: { "chat.conf": text } });
+        assert.match(text, /listen 443 ssl;/);
+        assert.match(text, /return 308 https:\/\/\$host\$request_uri;/);
+    });
+
+    for (const count of [0, 1, 5]) {
+        it(`${count} bridge(s) beside the service block`, () => {
+            const files = bridges(count);
+            nginxTest({ services: { "chat.conf": serverBlockText(base) }, bridges: files });
+            assert.strictEqual(Object.keys(files).length, count);
+            for (const [i, text] of Object.values(files).entries()) {
+                assert.match(text, new RegExp(`listen 127\\.0\\.0\\.1:${bridgePort(42, i)};`));
+                assert.match(text, /keepalive 16;/);
+            }
+        });
+    }
+
+    it("two services on one gateway do not clash (zones, maps, upstreams)", () => {
+        const other = serverBlockText({ ...base, service: "code", serverName: "code.example.com", rateLimits: [{ prefix: "/", rps: 1, burst: 0, key: "ip" }] });
+        const chat = serverBlockText({ ...base, rateLimits: [{ prefix: "/", rps: 1, burst: 0, key: "ip" }] });
+        nginxTest({ services: { "chat.conf": chat, "code.conf": other } });
+    });
+
+    it("a broken config fails nginx -t (the check is real)", () => {
+        assert.throws(() => nginxTest({ services: { "bad.conf": "server { listen 80; location / { proxy_pass http://; } }" } }), /nginx -t failed/);
+    });
+});
+
+describe("location planning", () => {
+    it("a rate limit narrower than an allowed prefix gets a location of its own, with the broader limits too", () => {
+        const zones = rateLimitZones("chat", [
+            { prefix: "/", rps: 10, burst: 0, key: "ip" },
+            { prefix: "/v1/chat/", rps: 1, burst: 0, key: "ip" },
+        ]);
+        const plan = planLocations(sglangRouter.inferencePaths, zones);
+        const chat = plan.find((l) => l.match === "/v1/chat/");
+        assert.ok(chat, JSON.stringify(plan));
+        assert.deepStrictEqual(chat.zones.map((z) => z.zone), ["sgw_chat_0", "sgw_chat_1"]);
+        assert.deepStrictEqual(plan.find((l) => l.match === "/v1/")?.zones.map((z) => z.zone), ["sgw_chat_0"]);
+        assert.deepStrictEqual(plan.find((l) => l.match === "= /generate")?.zones.map((z) => z.zone), ["sgw_chat_0"]);
+    });
+
+    it("a rate limit outside the allow-list plans no location (those paths answer 403)", () => {
+        const plan = planLocations(sglangRouter.inferencePaths, rateLimitZones("chat", [{ prefix: "/api/auth/", rps: 1, burst: 0, key: "ip" }]));
+        assert.deepStrictEqual(plan.map((l) => l.match), ["= /generate", "/v1/"]);
+    });
+
+    it("fractional rates go per minute", () => {
+        assert.strictEqual(nginxRate(4), "4r/s");
+        assert.strictEqual(nginxRate(0.5), "30r/m");
+    });
+});
