@@ -76,6 +76,9 @@ export interface ServerBlockInput {
     tls?: { certificatePath: string; privateKeyPath: string };
     /** Longest a request may take, streaming included. */
     readTimeoutSeconds?: number;
+    /** Public ports; default 80 and 443. */
+    httpPort?: number;
+    httpsPort?: number;
 }
 
 /** The nginx text of a service: `http` context (zones, token map, upstream) and its server block. */
@@ -99,5 +102,7 @@ export function serverBlockText(input: ServerBlockInput): string {
         denyOtherPaths: !allow.prefix.includes("/"),
         tls: input.tls ?? false,
         readTimeoutSeconds: input.readTimeoutSeconds ?? 3600,
+        httpPort: input.httpPort ?? 80,
+        httpsPort: input.httpsPort ?? 443,
     });
 }

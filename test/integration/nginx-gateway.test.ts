@@ -1,0 +1,186 @@
+// The service block served by the real nginx on loopback: auth, allow-list, rate limits, 503, streaming.
+import * as assert from "assert";
+import * as http from "http";
+import type { AddressInfo } from "net";
+import { serverBlockText, type ServerBlockInput } from "../../components/server-block";
+import { sglangRouter } from "../../components/routers/sglang";
+import { startNginx } from "../helpers/nginx";
+import { freePort } from "../helpers/ports";
+
+const token = "tok-0123456789abcdef";
+
+interface Answer {
+    status: number;
+    body: string;
+    headers: http.IncomingHttpHeaders;
+}
+
+function request(port: number, path: string, options: { token?: string; method?: string; body?: string; host?: string } = {}): Promise<Answer> {
+    return new Promise((resolve, reject) => {
+        const req = http.request(
+            {
+                host: "127.0.0.1",
+                port,
+                path,
+                method: options.method ?? "GET",
+                headers: { host: options.host ?? "chat.example.com", ...(options.token ? { authorization: `Bearer ${options.token}` } : {}), "content-type": "application/json" },
+            },
+            (res) => {
+                let body = "";
+                res.on("data", (c) => (body += c));
+                res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+            },
+        );
+        req.on("error", reject);
+        req.end(options.body);
+    });
+}
+
+describe("service block under the real nginx", function () {
+    this.timeout(30000);
+    let upstream: http.Server;
+    let upstreamPort: number;
+    let upstreamStatus = 200;
+
+    before(async () => {
+        upstream = http.createServer((req, res) => {
+            if (req.url === "/v1/stream") {
+                res.writeHead(200, { "content-type": "text/event-stream" });
+                let n = 0;
+                const timer = setInterval(() => {
+                    res.write(`data: {"n":${n}}\n\n`);
+                    if (++n === 3) {
+                        clearInterval(timer);
+                        res.end("data: [DONE]\n\n");
+                    }
+                }, 100);
+                return;
+            }
+            res.writeHead(upstreamStatus, { "content-type": "application/json" });
+            res.end(JSON.stringify({ path: req.url, upstream: true }));
+        });
+        await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+        upstreamPort = (upstream.address() as AddressInfo).port;
+    });
+    after(() => new Promise((r) => upstream.close(r)));
+    beforeEach(() => (upstreamStatus = 200));
+
+    async function serve(input: Partial<ServerBlockInput>) {
+        const httpPort = await freePort();
+        const text = serverBlockText({
+            service: "chat",
+            serverName: "chat.example.com",
+            auth: true,
+            tokens: [token],
+            upstreamServers: [`127.0.0.1:${upstreamPort}`],
+            allow: sglangRouter.inferencePaths,
+            rateLimits: [],
+            httpPort,
+            ...input,
+        });
+        const nginx = await startNginx({ services: { "chat.conf": text } });
+        return { nginx, port: httpPort };
+    }
+
+    it("passes inference paths with a valid token; 401 without one or with a wrong one", async () => {
+        const { nginx, port } = await serve({});
+        try {
+            const ok = await request(port, "/v1/chat/completions", { token, method: "POST", body: "{}" });
+            assert.strictEqual(ok.status, 200);
+            assert.strictEqual(JSON.parse(ok.body).path, "/v1/chat/completions");
+            assert.strictEqual((await request(port, "/generate", { token, method: "POST", body: "{}" })).status, 200);
+            const none = await request(port, "/v1/models");
+            assert.strictEqual(none.status, 401);
+            assert.match(none.body, /bearer token/);
+            assert.strictEqual((await request(port, "/v1/models", { token: "tok-wrong-0000000000" })).status, 401);
+        } finally {
+            await nginx.stop();
+        }
+    });
+
+    it("never exposes the router's admin API: /workers, /flush_cache, /metrics answer 403", async () => {
+        const { nginx, port } = await serve({});
+        try {
+            for (const path of ["/workers", "/workers/abc", "/add_worker?url=x", "/flush_cache", "/metrics", "/get_loads", "/list_workers", "/server_info"]) {
+                const answer = await request(port, path, { token, method: path === "/flush_cache" ? "POST" : "GET" });
+                assert.strictEqual(answer.status, 403, `${path} answered ${answer.status}`);
+            }
+        } finally {
+            await nginx.stop();
+        }
+    });
+
+    it("rate limits answer 429 past the burst, also for a prefix narrower than the allowed /v1/", async () => {
+        const { nginx, port } = await serve({ rateLimits: [{ prefix: "/v1/chat/", rps: 1, burst: 2, key: "ip" }] });
+        try {
+            const statuses: number[] = [];
+            for (let i = 0; i < 6; i++) {
+                statuses.push((await request(port, "/v1/chat/completions", { token, method: "POST", body: "{}" })).status);
+            }
+            assert.deepStrictEqual(statuses.slice(0, 3), [200, 200, 200], statuses.join(","));
+            assert.ok(statuses.slice(3).every((s) => s === 429), statuses.join(","));
+            const limited = await request(port, "/v1/chat/completions", { token, method: "POST", body: "{}" });
+            assert.match(limited.body, /rate limit exceeded/);
+            // Outside the narrower prefix, no limit applies.
+            for (let i = 0; i < 5; i++) {
+                assert.strictEqual((await request(port, "/v1/models", { token })).status, 200);
+            }
+        } finally {
+            await nginx.stop();
+        }
+    });
+
+    it("a header-keyed limit counts per header value", async () => {
+        const { nginx, port } = await serve({ auth: false, tokens: [], rateLimits: [{ prefix: "/", rps: 1, burst: 0, key: { header: "X-Api-Key" } }] });
+        try {
+            const send = (key: string) =>
+                new Promise<number>((resolve, reject) => {
+                    http.get({ host: "127.0.0.1", port, path: "/v1/models", headers: { host: "chat.example.com", "x-api-key": key } }, (res) => {
+                        res.resume();
+                        resolve(res.statusCode ?? 0);
+                    }).on("error", reject);
+                });
+            assert.deepStrictEqual([await send("a"), await send("a"), await send("b")], [200, 429, 200]);
+        } finally {
+            await nginx.stop();
+        }
+    });
+
+    it("no replica ready: the upstream's 503 becomes a clear JSON body; no upstream at all answers the same", async () => {
+        const { nginx, port } = await serve({});
+        try {
+            upstreamStatus = 503;
+            const answer = await request(port, "/v1/chat/completions", { token, method: "POST", body: "{}" });
+            assert.strictEqual(answer.status, 503);
+            assert.match(JSON.parse(answer.body).error.message, /service chat has no replica ready/);
+        } finally {
+            await nginx.stop();
+        }
+        const empty = await serve({ allow: undefined, upstreamServers: [] });
+        try {
+            const answer = await request(empty.port, "/v1/models", { token });
+            assert.strictEqual(answer.status, 503);
+            assert.match(answer.body, /no replica ready/);
+        } finally {
+            await empty.nginx.stop();
+        }
+    });
+
+    it("streams server-sent events through without buffering them", async () => {
+        const { nginx, port } = await serve({ allow: undefined });
+        try {
+            const arrivals: number[] = [];
+            const started = Date.now();
+            await new Promise<void>((resolve, reject) => {
+                http.get({ host: "127.0.0.1", port, path: "/v1/stream", headers: { host: "chat.example.com", authorization: `Bearer ${token}` } }, (res) => {
+                    res.on("data", () => arrivals.push(Date.now() - started));
+                    res.on("end", resolve);
+                }).on("error", reject);
+            });
+            assert.ok(arrivals.length >= 3, `chunks arrived together: ${arrivals.join(",")}`);
+            assert.ok(arrivals[arrivals.length - 1] - arrivals[0] >= 150, `no spread between chunks: ${arrivals.join(",")}`);
+        } finally {
+            await nginx.stop();
+        }
+    });
+});
