@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# One idempotent setup for a fresh machine: npm packages, Debian tools (nginx, debootstrap,
+# systemd-nspawn), the Pulumi engine built from Go modules, the sglang-router wheels, and the
+# sandbox rootfs. Everything heavy is cached outside the repo in $SGLANG_GATEWAY_CACHE
+# (default ~/.cache/sglang-gateway); a second run with a full cache takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export SGLANG_GATEWAY_CACHE=${SGLANG_GATEWAY_CACHE:-$HOME/.cache/sglang-gateway}
+mkdir -p "$SGLANG_GATEWAY_CACHE"
+
+started=$SECONDS
+step() { printf '==> %s\n' "$*"; }
+
+# npm ci only when the lock file changed since the last install.
+lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [[ ! -f node_modules/.sglang-gateway-lock || "$(cat node_modules/.sglang-gateway-lock)" != "$lock_hash" ]]; then
+    step "npm ci (pinned by package-lock.json)"
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$lock_hash" > node_modules/.sglang-gateway-lock
+fi
+
+step "Debian tools: nginx, debootstrap, systemd-container"
+bash scripts/setup/apt.sh
+step "Pulumi engine, Node.js language host and command provider"
+bash scripts/setup/pulumi.sh
+step "sglang-router wheels and local index"
+bash scripts/setup/router.sh
+step "sandbox rootfs"
+bash scripts/setup/rootfs.sh
+step "setup done in $((SECONDS - started)) s"
