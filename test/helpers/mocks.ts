@@ -74,8 +74,7 @@ export function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
     return new Promise((resolve) => output.apply((v) => resolve(v)));
 }
 
-/** Waits until every registration the program started has reached the mocks. */
+/** Waits until every registration the program started has reached the mocks (untyped in the SDK's .d.ts). */
 export async function settle(): Promise<void> {
-    await new Promise((r) => setTimeout(r, 50));
-    await pulumi.runtime.disconnect?.().catch(() => undefined);
+    await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
 }

@@ -5,7 +5,7 @@ import { checkPortSlots, resolveEnv } from "../../components/stack";
 import { portSlot } from "../../components/naming";
 import { sshStack, awsStack } from "../helpers/stack-configs";
 
-type Stack = ReturnType<typeof sshStack>;
+type Stack = Omit<ReturnType<typeof sshStack>, "tokens"> & { tokens: Record<string, string[]> };
 type Case = [title: string, change: (s: Stack & Record<string, unknown>) => void, path: string, says?: RegExp];
 
 const gw = (s: Stack) => s.gateway as Record<string, unknown>;

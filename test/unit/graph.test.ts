@@ -2,7 +2,7 @@
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import { fromStackConfig } from "../../components";
-import { RecordingMocks, valueOf } from "../helpers/mocks";
+import { RecordingMocks, settle, valueOf } from "../helpers/mocks";
 import { awsStack, sshStack } from "../helpers/stack-configs";
 
 async function build(raw: unknown) {
@@ -17,7 +17,7 @@ async function build(raw: unknown) {
         }
     }
     const urns = await Promise.all(all.map((r) => valueOf(r.urn)));
-    await pulumi.runtime.waitForRPCs?.();
+    await settle();
     return { mocks, gateway, services, urns };
 }
 
