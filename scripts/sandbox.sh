@@ -169,7 +169,7 @@ do_down() {
   for h in "${HOSTS[@]}"; do
     ns=$(ns_of "$h")
     if [[ -e /run/netns/$ns ]]; then
-      pids=($(ip netns pids "$ns" 2>/dev/null || true))
+      mapfile -t pids < <(ip netns pids "$ns" 2>/dev/null || true)
       if ((${#pids[@]})); then
         kill -KILL "${pids[@]}" 2>/dev/null || true
         sleep 0.3
@@ -192,7 +192,15 @@ do_down() {
   ip link del "$BRIDGE" 2>/dev/null || true
   for h in "${HOSTS[@]}"; do remove_host_cgroups "$h"; done
   # 5. Per-host filesystems (overlay upper layers or copies), run files, state.
-  for h in "${HOSTS[@]}"; do remove_tree "$HOSTS_DIR/$h"; done
+  for h in "${HOSTS[@]}"; do
+    # systemd-nspawn locks the image by inode and leaves the lock file behind
+    # when it is killed; remove ours.
+    local st
+    if st=$(stat -c '%d:%i' "$HOSTS_DIR/$h/root" 2>/dev/null); then
+      rm -f "/run/systemd/nspawn/locks/inode-$st"
+    fi
+    remove_tree "$HOSTS_DIR/$h"
+  done
   rm -f "$STATE" "$RUN_DIR"/*.pid
   # Verify.
   local left=()
@@ -310,7 +318,7 @@ setup_network() {
 # same-named units on r1 and r2 would share a cgroup). So each container gets
 # its own cgroup sgw-<host> below ours, in every hierarchy systemd uses.
 cgroup_roots() {   # mount point + path of our cgroup, per systemd hierarchy
-  local line rel
+  local rel
   if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then   # pure cgroup v2
     rel=$(awk -F: '$1 == "0" {print $3}' /proc/self/cgroup)
     echo "/sys/fs/cgroup${rel%/}"
@@ -375,8 +383,7 @@ start_host() {
   pid=$!
   echo "$pid" >"$RUN_DIR/$h.pid"
   # The subshell moves itself into its cgroups, then execs systemd-nspawn.
-  local i
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == systemd-nspawn ]] && return 0
     proc_alive "$pid" || break
     sleep 0.05
@@ -422,8 +429,8 @@ wait_ready() {
   done
   # systemd finished booting.
   for h in "${HOSTS[@]}"; do
-    local left=$((deadline - SECONDS)); ((left > 5)) || left=5
-    state=$(host_ssh "$h" "timeout $left systemctl is-system-running --wait" </dev/null 2>/dev/null || true)
+    local remaining=$((deadline - SECONDS)); ((remaining > 5)) || remaining=5
+    state=$(host_ssh "$h" "timeout $remaining systemctl is-system-running --wait" </dev/null 2>/dev/null || true)
     case $state in
       running) ;;
       degraded)

@@ -87,7 +87,7 @@ remove_tree() {
 }
 
 # Leftovers of interrupted builds (we hold the lock, so nobody else is building).
-for stale in "$ROOT_PARENT"/.$SUITE.tmp.* "$ROOT_PARENT"/.$SUITE.old.*; do
+for stale in "$ROOT_PARENT/.$SUITE.tmp."* "$ROOT_PARENT/.$SUITE.old."*; do
   [[ -e $stale ]] && { echo "rootfs.sh: removing leftover $stale"; remove_tree "$stale"; }
 done
 
