@@ -91,7 +91,8 @@ const awsGateway = z
         subnetId: nonEmpty.optional(),
         zoneId: nonEmpty.optional(),
         ami: nonEmpty.optional(),
-        privateKey: nonEmpty,
+        privateKey: nonEmpty.optional(),
+        privateKeyPath: nonEmpty.optional(),
         user: nonEmpty.default("ubuntu"),
     })
     .strict();
@@ -103,7 +104,8 @@ const sshGateway = z
         host,
         port: port.default(22),
         user: nonEmpty.default("root"),
-        privateKey: nonEmpty,
+        privateKey: nonEmpty.optional(),
+        privateKeyPath: nonEmpty.optional(),
     })
     .strict();
 
@@ -121,6 +123,7 @@ const sshHost = z
         port: port.default(22),
         user: nonEmpty.default("root"),
         privateKey: nonEmpty.optional().describe("defaults to the gateway's key"),
+        privateKeyPath: nonEmpty.optional(),
     })
     .strict();
 export type SshHostConfig = z.output<typeof sshHost>;
@@ -194,7 +197,21 @@ export const stackSchema = z
     .superRefine((stack, ctx) => checkAcrossServices(stack, ctx));
 export type StackConfig = z.output<typeof stackSchema>;
 
+function checkKeySource(where: (string | number)[], holder: { privateKey?: string; privateKeyPath?: string }, required: boolean, ctx: z.RefinementCtx): void {
+    if (holder.privateKey && holder.privateKeyPath) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: [...where, "privateKeyPath"], message: "give privateKey or privateKeyPath, not both" });
+    } else if (required && !holder.privateKey && !holder.privateKeyPath) {
+        ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: [...where, "privateKey"],
+            message: "required: an SSH private key (`pulumi config set --secret --path gateway.privateKey < key`) or privateKeyPath",
+        });
+    }
+}
+
 function checkAcrossServices(stack: { gateway: GatewayConfig; services: ServiceConfig[]; tokens: Record<string, string[]> }, ctx: z.RefinementCtx): void {
+    checkKeySource(["gateway"], stack.gateway, true, ctx);
+    stack.services.forEach((s, i) => s.hosts?.forEach((h, j) => checkKeySource(["services", i, "hosts", j], h, false, ctx)));
     for (const name of Object.keys(stack.tokens)) {
         if (!stack.services.some((s) => s.name === name)) {
             ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["tokens", name], message: `tokens for '${name}', but no service has that name` });

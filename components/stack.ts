@@ -1,4 +1,6 @@
 // From validated stack config to components: what the stack program (index.ts) runs.
+import * as fs from "fs";
+import * as os from "os";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, parseStackConfig, portSlots, type ServiceConfig, type StackConfig } from "./config";
 import { portSlot } from "./naming";
@@ -71,9 +73,22 @@ export function checkPortSlots(services: ServiceConfig[]): void {
     }
 }
 
-function gatewayArgs(config: StackConfig): GatewayArgs {
+/** The key text of `privateKey`, or of the file `privateKeyPath` names (`~` is the home directory). */
+export function readKey(holder: { privateKey?: string; privateKeyPath?: string }, where: string): string | undefined {
+    if (holder.privateKey || !holder.privateKeyPath) {
+        return holder.privateKey;
+    }
+    const file = holder.privateKeyPath.replace(/^~(?=\/|$)/, os.homedir());
+    try {
+        return fs.readFileSync(file, "utf8");
+    } catch (err) {
+        throw new ConfigError([`${where}.privateKeyPath: cannot read ${file}: ${(err as Error).message} (got "${holder.privateKeyPath}")`]);
+    }
+}
+
+function gatewayArgs(config: StackConfig, gatewayKey: string): GatewayArgs {
     const g = config.gateway;
-    const privateKey = pulumi.secret(g.privateKey);
+    const privateKey = pulumi.secret(gatewayKey);
     const backend: GatewayArgs["backend"] =
         g.backend === "aws"
             ? { type: "aws", region: g.region, instanceType: g.instanceType, vpcId: g.vpcId, subnetId: g.subnetId, zoneId: g.zoneId, ami: g.ami, privateKey, user: g.user }
@@ -91,7 +106,10 @@ export function fromStackConfig(raw: unknown, environment: NodeJS.ProcessEnv = p
     const config = parseStackConfig(raw);
     checkPortSlots(config.services);
     const envs = resolveEnv(config.services, environment);
-    const gateway = new Gateway(config.gateway.name, gatewayArgs(config));
+    // Keys are read before any resource is registered: a missing file stops the run untouched.
+    const gatewayKey = readKey(config.gateway, "gateway") as string;
+    const hostKeys = config.services.map((s, i) => (s.hosts ?? []).map((h, j) => readKey(h, `services[${i}].hosts[${j}]`) ?? gatewayKey));
+    const gateway = new Gateway(config.gateway.name, gatewayArgs(config, gatewayKey));
     const services = config.services.map(
         (s, i) =>
             new Service(s.name, {
@@ -106,7 +124,12 @@ export function fromStackConfig(raw: unknown, environment: NodeJS.ProcessEnv = p
                 tokens: pulumi.secret(config.tokens[s.name] ?? []),
                 rateLimits: s.rate_limits,
                 routerPolicy: s.router?.policy,
-                hosts: s.hosts?.map((h) => ({ ...h, privateKey: pulumi.secret(h.privateKey ?? config.gateway.privateKey) })),
+                hosts: s.hosts?.map((h, j) => ({
+                    host: h.host,
+                    port: h.port,
+                    user: h.user,
+                    privateKey: pulumi.secret(hostKeys[i][j]),
+                })),
                 instanceType: s.instanceType,
                 portSlot: s.portSlot,
                 readinessTimeoutSeconds: s.readinessTimeoutSeconds,

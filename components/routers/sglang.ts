@@ -48,6 +48,8 @@ export const sglangRouter: Router = {
                 venv: sglangVenv(options.version),
                 requirement: sglangRouter.requirement(options),
                 indexUrl: options.indexUrl ?? "",
+                // pip refuses a plain-HTTP index on another host unless it is trusted by name.
+                trustedHost: options.indexUrl?.startsWith("http://") ? new URL(options.indexUrl).hostname : "",
             }),
         ];
     },

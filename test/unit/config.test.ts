@@ -1,7 +1,10 @@
 // The bad-config catalog: every message names the exact path; a good config parses with its defaults.
 import * as assert from "assert";
 import { ConfigError, parseStackConfig } from "../../components";
-import { checkPortSlots, resolveEnv } from "../../components/stack";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { checkPortSlots, readKey, resolveEnv } from "../../components/stack";
 import { portSlot } from "../../components/naming";
 import { sshStack, awsStack } from "../helpers/stack-configs";
 
@@ -18,6 +21,7 @@ const catalog: Case[] = [
     ["domain with a space", (s) => (gw(s).domain = "exa mple.com"), "gateway.domain"],
     ["unknown backend", (s) => (gw(s).backend = "gcp"), "gateway.backend", /aws or ssh/],
     ["ssh backend without a key", (s) => delete gw(s).privateKey, "gateway.privateKey", /required/],
+    ["both privateKey and privateKeyPath", (s) => (gw(s).privateKeyPath = "~/.ssh/id"), "gateway.privateKeyPath", /not both/],
     ["ssh backend without a host", (s) => delete gw(s).host, "gateway.host", /required/],
     ["ssh port out of range", (s) => (gw(s).port = 70000), "gateway.port", /1 to 65535/],
     ["ssh port as a string", (s) => (gw(s).port = "22"), "gateway.port", /port number/],
@@ -126,6 +130,17 @@ describe("config validation", () => {
         const parsed = parseStackConfig({ ...sshStack(1), services: [{ ...sshStack(1).services[0], env: ["HF_TOKEN", "MODEL_ID=m"] }] });
         assert.deepStrictEqual(resolveEnv(parsed.services, { HF_TOKEN: "hf_x" }), [{ HF_TOKEN: "hf_x", MODEL_ID: "m" }]);
         assert.throws(() => resolveEnv(parsed.services, {}), /services\[0\]\.env\[0\]: HF_TOKEN has no value here/);
+    });
+
+    it("privateKeyPath: the key is read from the file, and an unreadable file stops the run before any resource", () => {
+        const raw = sshStack(1) as Stack & Record<string, unknown>;
+        delete gw(raw).privateKey;
+        gw(raw).privateKeyPath = "/nonexistent/sglang-gateway-key";
+        const parsed = parseStackConfig(raw);
+        assert.throws(() => readKey(parsed.gateway, "gateway"), /gateway\.privateKeyPath: cannot read \/nonexistent\/sglang-gateway-key: ENOENT/);
+        const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sgw-key-")), "id");
+        fs.writeFileSync(file, "KEY TEXT");
+        assert.strictEqual(readKey({ privateKeyPath: file }, "gateway"), "KEY TEXT");
     });
 
     it("two services whose names share a port slot are an error naming portSlot", () => {
