@@ -3,6 +3,7 @@
 # container booted with systemd as PID 1 in its own network namespace.
 #
 #   gw  10.213.0.2   gateway host (nginx + SGLang router)
+#   (every host sees $CACHE/fixtures read-only at /opt/sglang-gateway-fixtures: the fake worker)
 #   r1  10.213.0.3   replica host
 #   r2  10.213.0.4   replica host
 #
@@ -32,6 +33,7 @@ LOG_DIR=$SB/logs
 KEY=$SB/id_ed25519
 STATE=$SB/state.json
 WHEELS=$CACHE/wheels
+FIXTURES=$CACHE/fixtures
 
 BRIDGE=sgwbr0
 BRIDGE_ADDR=10.213.0.1
@@ -368,6 +370,9 @@ start_host() {
   else
     log "warning: no node on this machine; hosts get no /usr/bin/node"
   fi
+  # Test fixtures (the fake SGLang worker, built by scripts/setup.sh) appear read-only on every host.
+  mkdir -p "$FIXTURES"
+  node_args+=("--bind-ro=$FIXTURES:/opt/sglang-gateway-fixtures")
   : >"$LOG_DIR/$h.log"
   # setsid: the container must outlive this script and its caller's terminal
   # or process group. All descriptors are redirected so a caller that reads

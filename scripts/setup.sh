@@ -25,6 +25,8 @@ step "Pulumi engine, Node.js language host and command provider"
 bash scripts/setup/pulumi.sh
 step "sglang-router wheels and local index"
 bash scripts/setup/router.sh
+step "fake SGLang worker for the sandbox hosts"
+bash test/fixtures/build-fake-worker.sh "$SGLANG_GATEWAY_CACHE/fixtures" >/dev/null
 step "sandbox rootfs"
 bash scripts/setup/rootfs.sh
 step "setup done in $((SECONDS - started)) s"

@@ -128,7 +128,8 @@ system_pulumi_usable() {
 # ---- fast path -------------------------------------------------------------------------
 if [ "$FORCE" = 0 ]; then
     if stamp_ok; then
-        log "pulumi $PULUMI_VERSION already built in $BIN ($(grep '^pulumi-resource-command=' "$STAMP"))"
+        origin=$(cat "$PC/parts/pulumi-resource-command.origin" 2>/dev/null || true)
+        log "pulumi $PULUMI_VERSION already built in $BIN ($(grep '^pulumi-resource-command=' "$STAMP")${origin:+, from $origin})"
         exit 0
     fi
     if system_pulumi_usable; then
@@ -251,6 +252,7 @@ done
 
 # ---- 4. the command provider -----------------------------------------------------------
 command_state=unavailable
+command_origin="Go module proxy"
 cmd_ldflags="-s -w -X github.com/pulumi/pulumi-command/provider/pkg/version.Version=$COMMAND_VERSION"
 src=${SGLANG_GATEWAY_PULUMI_COMMAND_SRC:-}
 if part_done pulumi-resource-command "$COMMAND_VERSION"; then
@@ -269,6 +271,7 @@ elif [ -n "$src" ]; then
             go build -p 2 -trimpath -ldflags "$cmd_ldflags" -o "$BIN/.pulumi-resource-command.new" ./cmd/pulumi-resource-command); then
         mv -f "$BIN/.pulumi-resource-command.new" "$BIN/pulumi-resource-command"
         command_state=$COMMAND_VERSION
+        command_origin="local source $src"
         log "pulumi-resource-command $COMMAND_VERSION built in $(elapsed "$t0")"
     fi
 else
@@ -284,9 +287,13 @@ else
     fi
 fi
 if [ "$command_state" = "$COMMAND_VERSION" ]; then
-    mark_part pulumi-resource-command "$COMMAND_VERSION"
+    if ! part_done pulumi-resource-command "$COMMAND_VERSION"; then
+        mark_part pulumi-resource-command "$COMMAND_VERSION"
+        # Where it came from: a build from a local checkout exists on this machine only.
+        mark_part pulumi-resource-command.origin "$command_origin"
+    fi
 else
-    rm -f "$BIN/pulumi-resource-command" "$PC/parts/pulumi-resource-command"
+    rm -f "$BIN/pulumi-resource-command" "$PC/parts/pulumi-resource-command" "$PC/parts/pulumi-resource-command.origin"
     msg="pulumi-resource-command $COMMAND_VERSION could not be built: the Go module proxy does not serve
     github.com/pulumi/pulumi-command/provider (see $LOGS/pulumi-resource-command.log).
     Programs that register @pulumi/command resources will fail with \"no resource plugin
