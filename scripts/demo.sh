@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The main job, on the local sandbox: hosts up → `pulumi up` (router: sglang, 2 replicas) →
+# a chat completion and a streamed one through the gateway → `pulumi preview --diff` of 3
+# replicas → a summary. `npm run demo -- down` destroys the stack and removes the hosts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$SECONDS
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+bash scripts/setup.sh
+source scripts/env.sh
+export PULUMI_BACKEND_URL="file://$SGLANG_GATEWAY_CACHE/state"
+# The local stack holds only sandbox secrets; its committed salt is for the empty passphrase.
+export PULUMI_CONFIG_PASSPHRASE=""
+mkdir -p "$SGLANG_GATEWAY_CACHE/state"
+stack=local
+
+if [[ "${1:-}" == "down" ]]; then
+    say "pulumi destroy (stack $stack)"
+    if bash scripts/sandbox.sh status >/dev/null 2>&1; then
+        pulumi destroy --yes --stack "$stack" --non-interactive || true
+    fi
+    pulumi stack rm --yes --force --stack "$stack" --non-interactive 2>/dev/null || true
+    say "sandbox down"
+    bash scripts/sandbox.sh down
+    exit 0
+fi
+
+say "sandbox hosts: a gateway and two replica hosts (systemd-nspawn, own network namespaces)"
+bash scripts/sandbox.sh up
+
+pulumi stack select --create "$stack" --non-interactive >/dev/null
+say "pulumi up: gateway (nginx, sglang-router $(pulumi config get --path gateway.router.version 2>/dev/null || echo 0.3.2)), service chat with 2 replicas"
+pulumi up --yes --stack "$stack" --non-interactive --skip-preview
+
+token=$(pulumi config get --path 'tokens.chat[0]' --stack "$stack")
+gateway=$(pulumi stack output address --stack "$stack")
+host="chat.$(pulumi stack output domain --stack "$stack")"
+body='{"model":"fake-model","messages":[{"role":"user","content":"Say hello"}]}'
+
+say "chat completion through the gateway: http://$gateway/v1/chat/completions (Host: $host)"
+curl -sS -D "$SGLANG_GATEWAY_CACHE/demo-headers" -H "Host: $host" -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' -d "$body" "http://$gateway/v1/chat/completions"
+echo
+echo "answered by replica: $(grep -i '^x-fake-worker:' "$SGLANG_GATEWAY_CACHE/demo-headers" | cut -d' ' -f2 | tr -d '\r')"
+
+say "streamed chat completion (server-sent events)"
+curl -sS -N -H "Host: $host" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d "${body%\}},\"stream\":true}" "http://$gateway/v1/chat/completions" | head -c 1200
+echo
+
+say "without a token: 401; the router admin API from outside: 403"
+printf 'no token      → %s\n' "$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $host" "http://$gateway/v1/models")"
+printf 'GET /workers  → %s\n' "$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $host" -H "Authorization: Bearer $token" "http://$gateway/workers")"
+
+say "pulumi preview --diff with replicas: 3 (the stack config is restored afterwards)"
+restore() { pulumi config set --path 'services[0].replicas' 2 --stack "$stack" >/dev/null; }
+trap restore EXIT
+pulumi config set --path 'services[0].replicas' 3 --stack "$stack" >/dev/null
+pulumi preview --diff --stack "$stack" --non-interactive | tee "$SGLANG_GATEWAY_CACHE/demo-preview"
+restore
+trap - EXIT
+
+creates=$(grep -cE '^\s*\+ ' "$SGLANG_GATEWAY_CACHE/demo-preview" || true)
+say "summary"
+cat <<EOF
+gateway        http://$gateway  (service chat at http://$host, bearer token from tokens.chat)
+router         $(pulumi stack output routerPackage --stack "$stack"), one per service, loopback only
+replicas       2 running; scaling to 3 previews $creates new resources (replica 2: process, tunnel, bridge, worker) and no other change
+took           $((SECONDS - started)) s
+tear down      npm run demo -- down
+EOF
