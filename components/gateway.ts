@@ -1,10 +1,9 @@
 // Gateway: a host, nginx, optional TLS, and the pinned router install that every service's router uses.
 import * as pulumi from "@pulumi/pulumi";
-import type * as command from "@pulumi/command";
 import { ConfigError, routerSchema, type RouterConfig } from "./config";
 import { formatIssues } from "./config-errors";
 import { createGatewayHost, type BackendArgs, type GatewayHost } from "./backends";
-import { hostFiles, type ResolvedSshConnection } from "./remote";
+import { hostFiles, HostScript, type ResolvedSshConnection } from "./remote";
 import { routerFor, type Router } from "./routers";
 import { render } from "./templates";
 
@@ -66,7 +65,7 @@ export class Gateway extends pulumi.ComponentResource {
     readonly router: Router | undefined;
     readonly tls: boolean;
     /** The remote command that prepared the host; services depend on it. */
-    readonly setup: command.remote.Command;
+    readonly setup: HostScript;
     /** @internal the host backend, which also places replicas. */
     readonly host: GatewayHost;
 

@@ -1,6 +1,6 @@
 // Files on a host, written and activated by one remote command, removed again on delete.
 import * as pulumi from "@pulumi/pulumi";
-import * as command from "@pulumi/command";
+import { openSsh, runCommand, type SshTarget } from "./ssh-session";
 import { render } from "./templates";
 
 /** How to reach a host over SSH. */
@@ -75,30 +75,94 @@ export function asRoot(script: string, user: string): string {
     return `${runner} -c "$(cat <<'SGLANG_GATEWAY_SCRIPT'\n${script}\nSGLANG_GATEWAY_SCRIPT\n)"`;
 }
 
-/** A remote command that owns some files on a host; its inputs change only when the files or steps do. */
-export function hostFiles(name: string, args: HostFilesArgs, opts: pulumi.CustomResourceOptions): command.remote.Command {
+/** Provider inputs as stored in the state. */
+export interface HostScriptInputs {
+    connection: SshTarget;
+    description: string;
+    /** Runs on create, and again on update when it changed (it is idempotent). */
+    create: string;
+    /** Runs on delete, as it was when the resource was last created or updated. */
+    delete: string;
+}
+
+async function runOnHost(connection: SshTarget, script: string, what: string): Promise<void> {
+    const client = await openSsh(connection);
+    try {
+        const result = await runCommand(client, script);
+        if (result.code !== 0) {
+            const tail = (text: string, n: number) => (text.length > n ? `...${text.slice(-n)}` : text);
+            throw new Error(
+                `${what} on ${connection.host} failed (exit ${result.code})\n${tail(result.stderr.trim(), 3000)}${result.stdout.trim() ? `\n${tail(result.stdout.trim(), 1000)}` : ""}`,
+            );
+        }
+    } finally {
+        client.end();
+    }
+}
+
+/** The dynamic provider behind HostScript; exported so tests call its methods directly. */
+export const hostScriptProvider: pulumi.dynamic.ResourceProvider = {
+    async create(inputs: HostScriptInputs) {
+        await runOnHost(inputs.connection, inputs.create, inputs.description);
+        const crypto: typeof import("crypto") = require("crypto");
+        return { id: crypto.randomUUID(), outs: inputs };
+    },
+
+    async diff(_id: string, olds: HostScriptInputs, news: HostScriptInputs) {
+        const hostOf = (c: SshTarget) => `${c.user ?? "root"}@${c.host}:${c.port ?? 22}`;
+        // Another host is another resource: create there first, then delete on the old one.
+        const replaces = hostOf(olds.connection) !== hostOf(news.connection) ? ["connection"] : [];
+        const changes =
+            replaces.length > 0 ||
+            olds.create !== news.create ||
+            olds.delete !== news.delete ||
+            olds.description !== news.description ||
+            JSON.stringify(olds.connection) !== JSON.stringify(news.connection);
+        return { changes, replaces, deleteBeforeReplace: false };
+    },
+
+    async update(_id: string, olds: HostScriptInputs, news: HostScriptInputs) {
+        if (olds.create !== news.create) {
+            await runOnHost(news.connection, news.create, news.description);
+        }
+        return { outs: news };
+    },
+
+    async delete(_id: string, props: HostScriptInputs) {
+        await runOnHost(props.connection, props.delete, `removing ${props.description}`);
+    },
+};
+
+/** A script run on a host over SSH on create and update, and its counterpart on delete. */
+export class HostScript extends pulumi.dynamic.Resource {
+    declare readonly create: pulumi.Output<string>;
+    declare readonly connection: pulumi.Output<SshTarget>;
+
+    constructor(name: string, args: { connection: pulumi.Input<SshConnection>; description: string; create: pulumi.Input<string>; delete: pulumi.Input<string> }, opts: pulumi.CustomResourceOptions) {
+        const connection = pulumi.secret(
+            pulumi.output(args.connection).apply((c) => ({
+                host: c.host,
+                port: c.port ?? 22,
+                user: c.user ?? "root",
+                privateKey: c.privateKey,
+                ...(c.proxy ? { proxy: { host: c.proxy.host, port: c.proxy.port ?? 22, user: c.proxy.user ?? "root", privateKey: c.proxy.privateKey } } : {}),
+            })),
+        );
+        super(hostScriptProvider, name, { connection, description: args.description, create: args.create, delete: args.delete }, { ...opts, additionalSecretOutputs: ["connection"] }, "sglang-gateway", "HostScript");
+    }
+}
+
+/** Files a host owns: written and activated on create/update, removed again on delete. */
+export function hostFiles(name: string, args: HostFilesArgs, opts: pulumi.CustomResourceOptions): HostScript {
     const connection = pulumi.output(args.connection);
     const user = connection.apply((c) => c.user ?? "root");
     const contents = pulumi.all(args.files.map((f) => f.content));
     const create = pulumi.all([contents, user]).apply(([texts, login]) =>
         asRoot(applyScript({ ...args, files: args.files.map((f, i) => ({ path: f.path, mode: f.mode, content: texts[i] })) }), login),
     );
-    return new command.remote.Command(
+    return new HostScript(
         name,
-        {
-            connection: connection.apply((c) => ({
-                host: c.host,
-                port: c.port ?? 22,
-                user: c.user ?? "root",
-                privateKey: c.privateKey,
-                dialErrorLimit: 20,
-                perDialTimeout: 10,
-                ...(c.proxy ? { proxy: { ...c.proxy, port: c.proxy.port ?? 22, user: c.proxy.user ?? "root" } } : {}),
-            })),
-            create,
-            delete: user.apply((login) => asRoot(removeScript(args), login)),
-            addPreviousOutputInEnv: false,
-        },
+        { connection: args.connection, description: args.description, create, delete: user.apply((login) => asRoot(removeScript(args), login)) },
         opts,
     );
 }

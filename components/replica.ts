@@ -1,11 +1,10 @@
 // Replica: one model server, the gateway's way to it (tunnel + bridge), and its router registration.
 // Created in that order and deleted in reverse, so the router stops sending to it before it goes.
 import * as pulumi from "@pulumi/pulumi";
-import type * as command from "@pulumi/command";
 import type { ReplicaPlacement } from "./backends";
 import type { Gateway } from "./gateway";
 import { bridgePort, replicaPaths, replicaPort } from "./naming";
-import { hostFiles } from "./remote";
+import { hostFiles, HostScript } from "./remote";
 import type { RouterWorkerResource } from "./routers";
 import { render } from "./templates";
 
@@ -49,10 +48,10 @@ export class Replica extends pulumi.ComponentResource {
     readonly reachMode: "tunnel" | "direct";
     /** What the gateway's nginx connects to: `unix:<socket>` (tunnel) or `<address>:<port>` (direct). */
     readonly target: pulumi.Output<string>;
-    readonly process: command.remote.Command;
-    readonly tunnel: command.remote.Command | undefined;
+    readonly process: HostScript;
+    readonly tunnel: HostScript | undefined;
     /** The gateway's loopback listener the router sends to; only with a router. */
-    readonly bridge: command.remote.Command | undefined;
+    readonly bridge: HostScript | undefined;
     readonly worker: RouterWorkerResource | undefined;
 
     constructor(name: string, args: ReplicaArgs, opts: pulumi.ComponentResourceOptions = {}) {

@@ -1,11 +1,10 @@
 // Service: its own router on the gateway, its nginx server block, and one Replica per replica.
 import * as pulumi from "@pulumi/pulumi";
-import type * as command from "@pulumi/command";
 import { parseServiceArgs, type RouterPolicy } from "./config";
 import type { Gateway } from "./gateway";
 import { tlsPaths } from "./gateway";
 import { portSlot, servicePaths, servicePorts, type ServicePorts } from "./naming";
-import { hostFiles, type SshConnection } from "./remote";
+import { hostFiles, HostScript, type SshConnection } from "./remote";
 import { Replica } from "./replica";
 import { serverBlockText } from "./server-block";
 
@@ -62,8 +61,8 @@ export class Service extends pulumi.ComponentResource {
     readonly serviceName: string;
     readonly ports: ServicePorts;
     readonly replicas: Replica[];
-    readonly routerProcess: command.remote.Command | undefined;
-    readonly serverBlock: command.remote.Command;
+    readonly routerProcess: HostScript | undefined;
+    readonly serverBlock: HostScript;
 
     constructor(name: string, args: ServiceArgs, opts: pulumi.ComponentResourceOptions = {}) {
         super(serviceType, name, {}, opts);
@@ -75,7 +74,7 @@ export class Service extends pulumi.ComponentResource {
         const paths = servicePaths(name);
         const gatewayConnection = gateway.connection;
 
-        let routerProcess: command.remote.Command | undefined;
+        let routerProcess: HostScript | undefined;
         let workersDir = "";
         if (gateway.router && gateway.routerConfig) {
             const launch = gateway.router.launch({

@@ -15,15 +15,16 @@
 SGLANG_GATEWAY_CACHE=${SGLANG_GATEWAY_CACHE:-$HOME/.cache/sglang-gateway}
 export SGLANG_GATEWAY_CACHE
 
-# The CLI, the Node.js language host and the providers live here; the engine finds the
-# plugins on PATH ("ambient" plugins), so this must come first.
+# The CLI, the Node.js language host and the dynamic-provider shim live here; the engine
+# takes the last two from beside the pulumi binary / PATH. First, so no other pulumi wins.
 case ":${PATH:-}:" in
-    "$SGLANG_GATEWAY_CACHE/pulumi/bin:"*) ;;
+    ":$SGLANG_GATEWAY_CACHE/pulumi/bin:"*) ;;
     *) PATH="$SGLANG_GATEWAY_CACHE/pulumi/bin${PATH:+:$PATH}" ;;
 esac
 export PATH
 
 # Pulumi's own state (credentials file, workspace settings, plugin cache), kept out of ~/.pulumi.
+# The plugin cache stays empty: the only plugins needed are the bundled ones in the bin dir above.
 PULUMI_HOME=$SGLANG_GATEWAY_CACHE/pulumi/home
 export PULUMI_HOME
 

@@ -4,11 +4,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { RouterWorkerArgs, RouterWorkerResource } from "./types";
 import type { SshConnection } from "../remote";
+import { openSsh, runCommand, type SshTarget } from "../ssh-session";
 
 /** Provider inputs as stored in the state. */
 export interface SglangWorkerInputs {
     /** SSH access to the gateway (secret); absent when `adminBaseUrl` is set. */
-    gateway?: { host: string; port?: number; user?: string; privateKey: string };
+    gateway?: SshTarget;
     routerPort: number;
     workerUrl: string;
     workerType: "regular";
@@ -91,16 +92,7 @@ async function openAdminSession(inputs: SglangWorkerInputs): Promise<AdminSessio
     if (!inputs.gateway) {
         throw new Error("RouterWorker: neither gateway SSH access nor adminBaseUrl was given");
     }
-    const gateway = inputs.gateway;
-    const { Client } = require("ssh2") as typeof import("ssh2");
-    const client = new Client();
-    await new Promise<void>((resolve, reject) => {
-        client.once("ready", () => resolve());
-        client.once("error", (err: Error) =>
-            reject(new Error(`RouterWorker: cannot reach the gateway ${gateway.user ?? "root"}@${gateway.host}:${gateway.port ?? 22} over SSH: ${err.message}`)),
-        );
-        client.connect({ host: gateway.host, port: gateway.port ?? 22, username: gateway.user ?? "root", privateKey: gateway.privateKey, readyTimeout: 30000 });
-    });
+    const client = await openSsh(inputs.gateway);
     const baseUrl = `http://127.0.0.1:${inputs.routerPort}`;
     const forward = (): Promise<import("stream").Duplex> =>
         new Promise((resolve, reject) =>
@@ -111,20 +103,12 @@ async function openAdminSession(inputs: SglangWorkerInputs): Promise<AdminSessio
             const stream = await forward();
             return httpExchange({ method, path, baseUrl, body }, () => stream);
         },
-        exec: (command) =>
-            new Promise((resolve, reject) =>
-                client.exec(command, (err, stream) => {
-                    if (err) {
-                        return reject(err);
-                    }
-                    let stderr = "";
-                    stream.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-                    stream.on("data", () => undefined);
-                    stream.on("close", (code: number) =>
-                        code === 0 ? resolve() : reject(new Error(`RouterWorker: '${command}' on the gateway exited ${code}: ${stderr.trim()}`)),
-                    );
-                }),
-            ),
+        exec: async (command) => {
+            const result = await runCommand(client, command);
+            if (result.code !== 0) {
+                throw new Error(`RouterWorker: '${command}' on the gateway exited ${result.code}: ${result.stderr.trim()}`);
+            }
+        },
         close: () => client.end(),
     };
 }

@@ -33,7 +33,7 @@ describe("resource graph (mocks)", () => {
                     assert.ok(names.includes(child), `${child} missing; got ${names.join(", ")}`);
                 }
                 const processUrn = urns.find((u) => u.endsWith(`::chat-replica-${i}-process`));
-                assert.match(processUrn ?? "", /sglang-gateway:index:Replica\$command:remote:Command::/);
+                assert.match(processUrn ?? "", /sglang-gateway:index:Replica\$pulumi-nodejs:dynamic\/sglang-gateway:HostScript::/);
                 const replicaUrn = urns.find((u) => u.endsWith(`::chat-replica-${i}`));
                 assert.match(replicaUrn ?? "", /sglang-gateway:index:Service\$sglang-gateway:index:Replica::/);
                 const workerUrn = urns.find((u) => u.endsWith(`::chat-replica-${i}-worker`));

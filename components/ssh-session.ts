@@ -1,0 +1,81 @@
+// SSH from inside dynamic providers: connect (optionally through a bastion) and run scripts.
+// These functions are serialized into provider state: modules are `require`d inside them.
+import type { Client } from "ssh2";
+
+/** SSH access with every value known, as dynamic providers receive it. */
+export interface SshTarget {
+    host: string;
+    port?: number;
+    user?: string;
+    privateKey: string;
+    proxy?: { host: string; port?: number; user?: string; privateKey: string };
+}
+
+export interface ScriptResult {
+    code: number;
+    stdout: string;
+    stderr: string;
+}
+
+function describeTarget(target: { host: string; port?: number; user?: string }): string {
+    return `${target.user ?? "root"}@${target.host}:${target.port ?? 22}`;
+}
+
+/** Opens an SSH connection; through `proxy` when given (the bastion forwards to the target). */
+export async function openSsh(target: SshTarget, attempts = 20): Promise<Client> {
+    const { Client: SshClient } = require("ssh2") as typeof import("ssh2");
+    const connect = (t: { host: string; port?: number; user?: string; privateKey: string }, sock?: import("stream").Duplex): Promise<Client> =>
+        new Promise((resolve, reject) => {
+            const client = new SshClient();
+            client.once("ready", () => resolve(client));
+            client.once("error", (err: Error & { code?: string; level?: string }) =>
+                reject(Object.assign(new Error(`cannot reach ${describeTarget(t)} over SSH: ${err.message}`), { retryable: Boolean(err.code) || err.level === "client-timeout" })),
+            );
+            try {
+                client.connect({ host: t.host, port: t.port ?? 22, username: t.user ?? "root", privateKey: t.privateKey, readyTimeout: 30000, keepaliveInterval: 10000, ...(sock ? { sock } : {}) });
+            } catch (err) {
+                reject(new Error(`cannot connect to ${describeTarget(t)} over SSH: ${(err as Error).message}`));
+            }
+        });
+    // Hosts that are still booting refuse connections for a moment: retry, bounded.
+    const withRetry = async (attempt: () => Promise<Client>): Promise<Client> => {
+        for (let i = 1; ; i++) {
+            try {
+                return await attempt();
+            } catch (err) {
+                // Network errors (refused, timed out) may pass; a bad key or a refused login will not.
+                if (i >= attempts || !(err as { retryable?: boolean }).retryable) {
+                    throw err;
+                }
+                await new Promise((r) => setTimeout(r, 1500));
+            }
+        }
+    };
+    if (!target.proxy) {
+        return withRetry(() => connect(target));
+    }
+    const proxy = target.proxy;
+    const bastion = await withRetry(() => connect(proxy));
+    const stream = await new Promise<import("stream").Duplex>((resolve, reject) =>
+        bastion.forwardOut("127.0.0.1", 0, target.host, target.port ?? 22, (err, s) => (err ? reject(err) : resolve(s))),
+    );
+    const client = await connect(target, stream);
+    client.once("close", () => bastion.end());
+    return client;
+}
+
+/** Runs `command` over the connection and collects its output and exit code. */
+export function runCommand(client: Client, command: string): Promise<ScriptResult> {
+    return new Promise((resolve, reject) =>
+        client.exec(command, (err, stream) => {
+            if (err) {
+                return reject(err);
+            }
+            let stdout = "";
+            let stderr = "";
+            stream.on("data", (d: Buffer) => (stdout += d.toString()));
+            stream.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+            stream.on("close", (code: number | null) => resolve({ code: code ?? -1, stdout, stderr }));
+        }),
+    );
+}

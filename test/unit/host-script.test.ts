@@ -1,0 +1,96 @@
+// The scripts HostScript runs: files written, activation checked, rollback on failure; and the
+// provider's diff and serialization. (Over real SSH on real hosts: test/e2e.)
+import * as assert from "assert";
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { openSsh } from "../../components/ssh-session";
+import { freePort } from "../helpers/ports";
+import { testKey } from "../helpers/stack-configs";
+import { applyScript, asRoot, hostScriptProvider, removeScript, type HostScriptInputs } from "../../components/remote";
+
+function runLocally(script: string): { code: number; stderr: string } {
+    try {
+        execFileSync("bash", ["-c", asRoot(script, "root")], { stdio: ["ignore", "pipe", "pipe"] });
+        return { code: 0, stderr: "" };
+    } catch (err) {
+        const e = err as { status: number; stderr: Buffer };
+        return { code: e.status, stderr: e.stderr.toString() };
+    }
+}
+
+describe("host scripts", () => {
+    let dir: string;
+    beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "sgw-files-"))));
+    afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it("writes every file with its mode, verbatim (quotes, dollars, backslashes, no final newline)", () => {
+        const tricky = "a 'quoted' \"line\" with $HOME and `ticks` and \\backslash\nlast line without newline";
+        const result = runLocally(applyScript({ description: "test", files: [{ path: `${dir}/sub/a.conf`, content: tricky, mode: "0640" }], activate: ["true"] }));
+        assert.strictEqual(result.code, 0, result.stderr);
+        assert.strictEqual(fs.readFileSync(`${dir}/sub/a.conf`, "utf8"), `${tricky}\n`);
+        assert.strictEqual((fs.statSync(`${dir}/sub/a.conf`).mode & 0o777).toString(8), "640");
+    });
+
+    it("a failed activation restores the previous files and removes new ones: nothing half-applied", () => {
+        fs.writeFileSync(`${dir}/existing.conf`, "old\n");
+        const result = runLocally(
+            applyScript({
+                description: "broken change",
+                files: [
+                    { path: `${dir}/existing.conf`, content: "new" },
+                    { path: `${dir}/added.conf`, content: "added" },
+                ],
+                activate: [`grep -q new ${dir}/existing.conf`, "false"],
+            }),
+        );
+        assert.notStrictEqual(result.code, 0);
+        assert.match(result.stderr, /broken change failed; the previous files are restored/);
+        assert.strictEqual(fs.readFileSync(`${dir}/existing.conf`, "utf8"), "old\n");
+        assert.ok(!fs.existsSync(`${dir}/added.conf`));
+    });
+
+    it("remove runs the deactivation, removes the files, and tolerates what is already gone", () => {
+        fs.writeFileSync(`${dir}/a.conf`, "x");
+        const marker = `${dir}/deactivated`;
+        const script = removeScript({ description: "test", files: [{ path: `${dir}/a.conf` }, { path: `${dir}/never-existed.conf` }], deactivate: [`touch ${marker}`, "false"] });
+        assert.strictEqual(runLocally(script).code, 0);
+        assert.ok(fs.existsSync(marker));
+        assert.ok(!fs.existsSync(`${dir}/a.conf`));
+    });
+
+    it("non-root logins run the script through sudo", () => {
+        assert.match(asRoot("echo hi", "ubuntu"), /^sudo -n bash -c/);
+        assert.match(asRoot("echo hi", "root"), /^bash -c/);
+    });
+});
+
+describe("HostScript provider", () => {
+    const base: HostScriptInputs = { connection: { host: "10.0.0.1", port: 22, user: "root", privateKey: "k" }, description: "d", create: "c", delete: "x" };
+    const provider = hostScriptProvider as Required<pulumi.dynamic.ResourceProvider>;
+
+    it("diff: same inputs are no change; a new script updates in place; another host replaces", async () => {
+        assert.strictEqual((await provider.diff("id", base, { ...base })).changes, false);
+        const edited = await provider.diff("id", base, { ...base, create: "c2" });
+        assert.deepStrictEqual([edited.changes, edited.replaces], [true, []]);
+        const moved = await provider.diff("id", base, { ...base, connection: { ...base.connection, host: "10.0.0.2" } });
+        assert.deepStrictEqual([moved.changes, moved.replaces, moved.deleteBeforeReplace], [true, ["connection"], false]);
+    });
+
+    it("an unreachable host or a bad key fails with a message naming the host", async () => {
+        const port = await freePort();
+        await assert.rejects(openSsh({ host: "127.0.0.1", port, user: "root", privateKey: testKey }, 1), new RegExp(`cannot reach root@127\\.0\\.0\\.1:${port} over SSH: .*ECONNREFUSED`));
+        await assert.rejects(provider.create({ ...base, connection: { host: "127.0.0.1", port, privateKey: "not a key" } }), /cannot connect to root@127\.0\.0\.1.*privateKey/);
+    });
+
+    it("survives serialization (what the engine stores and runs later)", async () => {
+        const serialized = await pulumi.runtime.serializeFunction(() => hostScriptProvider, { isFactoryFunction: true });
+        const m = new (require("module"))("provider.js", module);
+        m.paths = module.paths;
+        m._compile(serialized.text, __filename);
+        const revived = m.exports[serialized.exportName] as Required<pulumi.dynamic.ResourceProvider>;
+        assert.strictEqual((await revived.diff("id", base, { ...base, create: "other" })).changes, true);
+    });
+});
