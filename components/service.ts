@@ -1,6 +1,6 @@
 // Service: its own router on the gateway, its nginx server block, and one Replica per replica.
 import * as pulumi from "@pulumi/pulumi";
-import { parseServiceArgs, type RouterPolicy } from "./config";
+import { ConfigError, parseServiceArgs, type RouterPolicy } from "./config";
 import type { Gateway } from "./gateway";
 import { tlsPaths } from "./gateway";
 import { portSlot, servicePaths, servicePorts, type ServicePorts } from "./naming";
@@ -77,13 +77,19 @@ export class Service extends pulumi.ComponentResource {
         let routerProcess: HostScript | undefined;
         let workersDir = "";
         if (gateway.router && gateway.routerConfig) {
+            const policy = settings.router?.policy ?? gateway.routerConfig.policy;
+            const problem = gateway.router.policyProblem(policy);
+            if (problem) {
+                throw new ConfigError([`Service ${name}: router policy ${policy}: ${problem}`]);
+            }
             const launch = gateway.router.launch({
                 service: name,
                 version: gateway.routerConfig.version,
                 port: this.ports.routerPort,
                 metricsPort: this.ports.routerMetricsPort,
-                policy: settings.router?.policy ?? gateway.routerConfig.policy,
+                policy,
                 logDir: paths.routerLogDir,
+                workerStartupTimeoutSeconds: settings.readinessTimeoutSeconds,
             });
             workersDir = launch.workersDir;
             routerProcess = hostFiles(

@@ -4,6 +4,7 @@ import * as os from "os";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, parseStackConfig, portSlots, type ServiceConfig, type StackConfig } from "./config";
 import { portSlot } from "./naming";
+import { routerFor } from "./routers";
 import { Gateway, type GatewayArgs } from "./gateway";
 import { Service } from "./service";
 
@@ -86,6 +87,28 @@ export function readKey(holder: { privateKey?: string; privateKeyPath?: string }
     }
 }
 
+/** Policies the configured router cannot run, reported with their config path. */
+export function checkRouterPolicies(config: StackConfig): void {
+    const router = config.gateway.router;
+    if (!router) {
+        return;
+    }
+    const problems: string[] = [];
+    const gatewayProblem = routerFor(router.type).policyProblem(router.policy);
+    if (gatewayProblem && config.services.some((s) => !s.router)) {
+        problems.push(`gateway.router.policy: ${gatewayProblem} (got "${router.policy}")`);
+    }
+    config.services.forEach((s, i) => {
+        const problem = s.router && routerFor(router.type).policyProblem(s.router.policy);
+        if (problem) {
+            problems.push(`services[${i}].router.policy: ${problem} (got "${s.router?.policy}")`);
+        }
+    });
+    if (problems.length > 0) {
+        throw new ConfigError(problems);
+    }
+}
+
 function gatewayArgs(config: StackConfig, gatewayKey: string): GatewayArgs {
     const g = config.gateway;
     const privateKey = pulumi.secret(gatewayKey);
@@ -105,6 +128,7 @@ function gatewayArgs(config: StackConfig, gatewayKey: string): GatewayArgs {
 export function fromStackConfig(raw: unknown, environment: NodeJS.ProcessEnv = process.env): { gateway: Gateway; services: Service[] } {
     const config = parseStackConfig(raw);
     checkPortSlots(config.services);
+    checkRouterPolicies(config);
     const envs = resolveEnv(config.services, environment);
     // Keys are read before any resource is registered: a missing file stops the run untouched.
     const gatewayKey = readKey(config.gateway, "gateway") as string;

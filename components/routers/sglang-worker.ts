@@ -136,15 +136,16 @@ function shq(text: string): string {
     return `'${text.replace(/'/g, `'"'"'`)}'`;
 }
 
-async function removeWorker(session: AdminSession, inputs: SglangWorkerInputs): Promise<void> {
+/** Removes the worker; `pendingId` also reaches a registration the router does not list yet. */
+async function removeWorker(session: AdminSession, inputs: SglangWorkerInputs, pendingId?: string): Promise<void> {
     await session.exec(`rm -f ${shq(workerFile(inputs))}`);
-    const listed = findByUrl(await listWorkers(session), inputs.workerUrl);
-    if (!listed) {
+    const id = findByUrl(await listWorkers(session), inputs.workerUrl)?.id ?? pendingId;
+    if (!id) {
         return;
     }
-    const answer = await session.request("DELETE", `/workers/${encodeURIComponent(listed.id)}`);
+    const answer = await session.request("DELETE", `/workers/${encodeURIComponent(id)}`);
     if (answer.status >= 300 && answer.status !== 404) {
-        throw new Error(`router DELETE /workers/${listed.id} (${inputs.workerUrl}) answered ${answer.status}: ${answer.text.slice(0, 300)}`);
+        throw new Error(`router DELETE /workers/${id} (${inputs.workerUrl}) answered ${answer.status}: ${answer.text.slice(0, 300)}`);
     }
     // The removal is asynchronous; wait briefly so the next step (the bridge going away) sees no new traffic.
     const deadline = Date.now() + 15000;
@@ -153,22 +154,44 @@ async function removeWorker(session: AdminSession, inputs: SglangWorkerInputs): 
     }
 }
 
+/** `GET /workers/{id}`: the only place 0.3.x shows a registration that is still being added. */
+async function jobOf(session: AdminSession, id: string): Promise<{ listedHealthy: boolean; status?: string; answer: string }> {
+    const answer = await session.request("GET", `/workers/${encodeURIComponent(id)}`);
+    if (answer.status !== 200) {
+        return { listedHealthy: false, answer: `GET /workers/${id} answered ${answer.status}: ${answer.text.slice(0, 300)}` };
+    }
+    const worker = JSON.parse(answer.text) as ListedWorker;
+    return { listedHealthy: worker.is_healthy === true, status: worker.job_status?.status, answer: JSON.stringify(worker).slice(0, 400) };
+}
+
 async function registerWorker(session: AdminSession, inputs: SglangWorkerInputs): Promise<string> {
     await session.exec(`mkdir -p ${shq(inputs.workersDir)} && printf '%s\\n' ${shq(inputs.workerUrl)} > ${shq(workerFile(inputs))}`);
+    let pendingId: string | undefined;
     if (!findByUrl(await listWorkers(session), inputs.workerUrl)) {
         const answer = await session.request("POST", "/workers", { url: inputs.workerUrl, worker_type: inputs.workerType });
         if (answer.status >= 300) {
+            await session.exec(`rm -f ${shq(workerFile(inputs))}`);
             throw new Error(`router POST /workers for ${inputs.workerUrl} answered ${answer.status}: ${answer.text.slice(0, 300)}`);
         }
+        pendingId = (JSON.parse(answer.text) as { worker_id?: string }).worker_id;
     }
     const deadline = Date.now() + inputs.readinessTimeoutSeconds * 1000;
     let last = "the router has not listed it yet";
+    let jobFailed = false;
     for (;;) {
         const listed = findByUrl(await listWorkers(session), inputs.workerUrl);
+        if (listed?.is_healthy === true) {
+            return listed.id;
+        }
         if (listed) {
             last = JSON.stringify(listed).slice(0, 400);
-            if (listed.is_healthy === true) {
-                return listed.id;
+        } else if (pendingId) {
+            // 0.3.x lists a worker only once added; its job status says why it is not (yet).
+            const job = await jobOf(session, pendingId);
+            last = job.answer;
+            if (job.status === "failed") {
+                jobFailed = true;
+                break;
             }
         }
         if (Date.now() >= deadline) {
@@ -176,11 +199,9 @@ async function registerWorker(session: AdminSession, inputs: SglangWorkerInputs)
         }
         await new Promise((r) => setTimeout(r, inputs.pollIntervalMs ?? 500));
     }
-    await removeWorker(session, inputs).catch(() => undefined);
-    throw new Error(
-        `router did not report worker ${inputs.workerUrl} healthy within ${inputs.readinessTimeoutSeconds} s; ` +
-            `the registration was removed again. Last router answer: ${last}`,
-    );
+    await removeWorker(session, inputs, pendingId).catch(() => undefined);
+    const why = jobFailed ? "its registration job failed" : `within ${inputs.readinessTimeoutSeconds} s`;
+    throw new Error(`router did not report worker ${inputs.workerUrl} healthy (${why}); the registration was removed again. Last router answer: ${last}`);
 }
 
 async function withSession<T>(inputs: SglangWorkerInputs, work: (session: AdminSession) => Promise<T>): Promise<T> {

@@ -29,11 +29,25 @@ export function sglangRouterCommand(options: RouterLaunchOptions): string[] {
         options.policy,
         "--log-dir",
         options.logDir,
+        // Aligned with our readiness wait: a registration we gave up on also ends in the router.
+        "--worker-startup-timeout-secs",
+        String(options.workerStartupTimeoutSeconds),
+        // Notice a dead replica in about half a minute instead of three (default 60 s interval).
+        "--health-check-interval-secs",
+        "10",
     ];
 }
 
 export const sglangRouter: Router = {
     type: "sglang",
+
+    policyProblem(policy) {
+        // 0.3.2 exits at start with "Power-of-two policy requires at least 2 workers", and a service's
+        // router starts before its replicas register (and again after every restart with fewer).
+        return policy === "power_of_two"
+            ? "sglang-router 0.3.2 refuses to start power_of_two with fewer than 2 workers, and a service's router starts before its replicas register; use cache_aware, round_robin or random"
+            : undefined;
+    },
 
     // /v1/ covers chat, completions, embeddings, rerank, responses and the public model list.
     inferencePaths: { exact: ["/generate"], prefix: ["/v1/"] },

@@ -17,6 +17,8 @@ export interface RouterLaunchOptions {
     metricsPort: number;
     policy: RouterPolicy;
     logDir: string;
+    /** How long the router keeps trying to add a worker that is not healthy yet. */
+    workerStartupTimeoutSeconds: number;
 }
 
 /** The router process of one service, as files and commands on the gateway. */
@@ -51,6 +53,8 @@ export interface RouterWorkerResource extends pulumi.CustomResource {
 export interface Router {
     /** Name used in config (`router: sglang`). */
     readonly type: string;
+    /** Why a policy cannot work with this router, or undefined when it can. */
+    policyProblem(policy: RouterPolicy): string | undefined;
     /** The paths the public server block passes to the router; everything else answers 403. */
     readonly inferencePaths: PathAllowList;
     /** The pinned package, e.g. `sglang-router==0.3.2`. */

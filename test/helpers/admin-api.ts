@@ -17,6 +17,8 @@ export interface AdminApiOptions {
     healthyAfterPolls?: number;
     /** Answer POST /workers with 503, as a router that refuses work. */
     refuseRegistration?: boolean;
+    /** The background add job fails (as 0.3.x does when the worker URL never answers). */
+    failJobs?: boolean;
 }
 
 export class AdminApi {
@@ -56,12 +58,25 @@ export class AdminApi {
             const idMatch = /^\/workers\/([^/]+)$/.exec(req.url ?? "");
             if (req.method === "GET" && req.url === "/workers") {
                 const after = this.options.healthyAfterPolls ?? 1;
-                const list = [...this.workers.values()].map((w) => {
+                for (const w of this.workers.values()) {
                     w.polls++;
                     w.is_healthy = w.polls > after;
-                    return { id: w.id, url: w.url, model_id: "fake-model", worker_type: w.worker_type, is_healthy: w.is_healthy, load: 0 };
-                });
+                }
+                // Like 0.3.x: a worker whose add job still runs is not listed here.
+                const list = [...this.workers.values()]
+                    .filter((w) => w.is_healthy)
+                    .map((w) => ({ id: w.id, url: w.url, model_id: "fake-model", worker_type: w.worker_type, is_healthy: true, load: 0 }));
                 return send(200, { workers: list, total: list.length, stats: {} });
+            }
+            if (req.method === "GET" && idMatch) {
+                const w = this.workers.get(decodeURIComponent(idMatch[1]));
+                if (!w) {
+                    return send(404, { code: "WORKER_NOT_FOUND", message: "worker not found" });
+                }
+                const job = this.options.failJobs
+                    ? { status: "failed", message: "Worker failed health check after 1800 s" }
+                    : { status: "processing", message: "Waiting for worker to become healthy" };
+                return send(200, { id: w.id, url: w.url, model_id: "unknown", is_healthy: w.is_healthy, ...(w.is_healthy ? {} : { job_status: job }) });
             }
             if (req.method === "POST" && req.url === "/workers") {
                 if (this.options.refuseRegistration) {

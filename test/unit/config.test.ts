@@ -4,7 +4,7 @@ import { ConfigError, parseStackConfig } from "../../components";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { checkPortSlots, readKey, resolveEnv } from "../../components/stack";
+import { checkPortSlots, checkRouterPolicies, readKey, resolveEnv } from "../../components/stack";
 import { portSlot } from "../../components/naming";
 import { sshStack, awsStack } from "../helpers/stack-configs";
 
@@ -141,6 +141,14 @@ describe("config validation", () => {
         const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sgw-key-")), "id");
         fs.writeFileSync(file, "KEY TEXT");
         assert.strictEqual(readKey({ privateKeyPath: file }, "gateway"), "KEY TEXT");
+    });
+
+    it("power_of_two is refused up front: sglang-router 0.3.2 will not start it without 2 workers", () => {
+        const raw = sshStack(2, { router: { type: "sglang", policy: "power_of_two" } });
+        assert.throws(() => checkRouterPolicies(parseStackConfig(raw)), /gateway\.router\.policy: sglang-router 0\.3\.2 refuses to start power_of_two/);
+        const perService = sshStack(2, { service: { router: { policy: "power_of_two" } } });
+        assert.throws(() => checkRouterPolicies(parseStackConfig(perService)), /services\[0\]\.router\.policy: /);
+        checkRouterPolicies(parseStackConfig(sshStack(2, { router: { type: "sglang", policy: "round_robin" } })));
     });
 
     it("two services whose names share a port slot are an error naming portSlot", () => {

@@ -51,12 +51,20 @@ describe("RouterWorker provider (sglang, 0.3.x /workers API)", () => {
         await assert.rejects(provider.create(inputs(base, { readinessTimeoutSeconds: 1 })), (err: Error) => {
             assert.match(err.message, /http:\/\/127\.0\.0\.1:20001/);
             assert.match(err.message, /within 1 s/);
-            assert.match(err.message, /"is_healthy":false/);
+            assert.match(err.message, /"status":"processing"/);
             assert.match(err.message, /removed again/);
             return true;
         });
         assert.strictEqual(api.workers.size, 0, "the failed registration is cleaned up");
         assert.ok(api.calls.some((c) => c.startsWith("DELETE /workers/")));
+    });
+
+    it("create stops waiting as soon as the router's add job failed, and says why", async () => {
+        api = new AdminApi({ healthyAfterPolls: Infinity, failJobs: true });
+        base = await api.start();
+        const started = Date.now();
+        await assert.rejects(provider.create(inputs(base, { readinessTimeoutSeconds: 30 })), /registration job failed.*failed health check/);
+        assert.ok(Date.now() - started < 5000, "did not wait for the whole timeout");
     });
 
     it("create fails with the router's answer when the POST is refused", async () => {
