@@ -98,10 +98,13 @@ export class Gateway extends pulumi.ComponentResource {
                     "systemctl reload nginx",
                 ],
                 rollback: ["nginx -t && systemctl reload nginx"],
-                afterRemove: ["nginx -t && systemctl reload nginx"],
+                afterRemove: ["nginx -t && systemctl reload nginx", "rmdir --ignore-fail-on-non-empty /opt/sglang-gateway/routers /opt/sglang-gateway"],
+                // Everything the services left is gone by now (they depend on this); these are the roots.
                 removePaths: [
                     "/etc/nginx/sglang-gateway",
-                    "/etc/sglang-gateway/tls",
+                    "/etc/sglang-gateway",
+                    "/var/lib/sglang-gateway",
+                    "/var/log/sglang-gateway",
                     ...(install && this.router ? this.router.installPaths(install) : []),
                 ],
             },

@@ -154,8 +154,8 @@ export class HostScript extends pulumi.dynamic.Resource {
 
 /** Files a host owns: written and activated on create/update, removed again on delete. */
 export function hostFiles(name: string, args: HostFilesArgs, opts: pulumi.CustomResourceOptions): HostScript {
-    const connection = pulumi.output(args.connection);
-    const user = connection.apply((c) => c.user ?? "root");
+    // The login name is no secret; keeping it plain keeps the scripts readable in `pulumi preview --diff`.
+    const user = pulumi.unsecret(pulumi.output(args.connection).apply((c) => c.user ?? "root"));
     const contents = pulumi.all(args.files.map((f) => f.content));
     const create = pulumi.all([contents, user]).apply(([texts, login]) =>
         asRoot(applyScript({ ...args, files: args.files.map((f, i) => ({ path: f.path, mode: f.mode, content: texts[i] })) }), login),

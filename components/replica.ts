@@ -99,7 +99,8 @@ export class Replica extends pulumi.ComponentResource {
                 activate: ["systemctl daemon-reload", `systemctl enable ${paths.processUnit}`, `systemctl restart ${paths.processUnit}`],
                 rollback: ["systemctl daemon-reload"],
                 deactivate: [`systemctl disable --now ${paths.processUnit}`],
-                afterRemove: ["systemctl daemon-reload"],
+                // The service's and the library's directories go with their last replica on this host.
+                afterRemove: ["systemctl daemon-reload", `rmdir --ignore-fail-on-non-empty ${paths.processDir.replace(/\/[^/]+$/, "")} /opt/sglang-gateway`],
                 removePaths: [paths.processDir],
             },
             { parent: this },
