@@ -26,9 +26,11 @@ if [[ "${1:-}" == "down" ]]; then
     exit 0
 fi
 
-say "sandbox hosts: a gateway and two replica hosts (systemd-nspawn, own network namespaces)"
+say "sandbox hosts: a gateway and two replica hosts (systemd-nspawn, own network namespaces), fresh"
+# Fresh hosts every run, so the stack state starts fresh too.
+bash scripts/sandbox.sh down >/dev/null
 bash scripts/sandbox.sh up
-
+pulumi stack rm --yes --force --stack "$stack" --non-interactive >/dev/null 2>&1 || true
 pulumi stack select --create "$stack" --non-interactive >/dev/null
 say "pulumi up: gateway (nginx, sglang-router $(pulumi config get --path gateway.router.version 2>/dev/null || echo 0.3.2)), service chat with 2 replicas"
 pulumi up --yes --stack "$stack" --non-interactive --skip-preview

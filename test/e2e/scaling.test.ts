@@ -1,0 +1,255 @@
+// End to end on real hosts: the real Pulumi engine runs this repo's stack program against three
+// sandbox hosts (systemd-nspawn, sshd, systemd, nginx), with the real sglang-router 0.3.2 and fake
+// SGLang workers as replicas. Scaling, scale to zero, drift and destroy, checked on the hosts.
+import * as assert from "assert";
+import * as http from "http";
+import { PulumiProject } from "../helpers/pulumi-cli";
+import { onHost, sandbox, sandboxState } from "../helpers/sandbox";
+
+const token = "e2e-token-0123456789abcdef";
+const serviceHost = "chat.sandbox.test";
+const routerUnit = "sglang-gateway-router-chat.service";
+
+interface Answer {
+    status: number;
+    body: string;
+    worker?: string;
+}
+
+function stackConfig(replicas: number) {
+    const state = sandboxState();
+    return {
+        gateway: {
+            type: "gateway",
+            name: "e2e",
+            backend: "ssh",
+            host: state.hosts.gw.address,
+            privateKeyPath: state.privateKeyPath,
+            domain: "sandbox.test",
+            router: { type: "sglang", policy: "round_robin", indexUrl: state.indexUrl },
+        },
+        services: [
+            {
+                type: "service",
+                name: "chat",
+                port: 8000,
+                model: "fake-model",
+                commands: ['exec /usr/bin/node /opt/sglang-gateway-fixtures/fake-worker.js --host 127.0.0.1 --port "$PORT" --name "$(hostname)-replica-$REPLICA_INDEX" --model "$MODEL"'],
+                replicas,
+                readinessTimeoutSeconds: 60,
+                hosts: [{ host: state.hosts.r1.address }, { host: state.hosts.r2.address }],
+            },
+        ],
+        tokens: { chat: [token] },
+    };
+}
+
+/** A chat completion through the gateway's public listener, with the service's Host header. */
+function chat(options: { stream?: boolean; withToken?: boolean } = {}): Promise<Answer> {
+    const gateway = sandboxState().hosts.gw.address;
+    const body = JSON.stringify({ model: "fake-model", messages: [{ role: "user", content: "hello" }], max_tokens: 4, stream: options.stream ?? false });
+    return new Promise((resolve, reject) => {
+        const req = http.request(
+            {
+                host: gateway,
+                port: 80,
+                path: "/v1/chat/completions",
+                method: "POST",
+                timeout: 30000,
+                headers: {
+                    host: serviceHost,
+                    "content-type": "application/json",
+                    ...(options.withToken === false ? {} : { authorization: `Bearer ${token}` }),
+                },
+            },
+            (res) => {
+                let text = "";
+                res.on("data", (c) => (text += c));
+                res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text, worker: res.headers["x-fake-worker"] as string | undefined }));
+            },
+        );
+        req.on("timeout", () => req.destroy(new Error("request timed out")));
+        req.on("error", reject);
+        req.end(body);
+    });
+}
+
+/** Requests in a loop while `work` runs: every answer is recorded, so a lost request shows. */
+async function underLoad<T>(work: () => Promise<T>): Promise<{ result: T; answers: Answer[] }> {
+    const answers: Answer[] = [];
+    let running = true;
+    const loop = (async () => {
+        while (running && answers.length < 5000) {
+            answers.push(await chat({ stream: answers.length % 2 === 1 }).catch((err: Error) => ({ status: 0, body: err.message })));
+            await new Promise((r) => setTimeout(r, 20));
+        }
+    })();
+    try {
+        return { result: await work(), answers };
+    } finally {
+        running = false;
+        await loop;
+    }
+}
+
+async function workers(): Promise<{ id: string; url: string; is_healthy: boolean }[]> {
+    const port = /--port (\d+)/.exec(await onHost("gw", "cat /etc/sglang-gateway/routers/chat/start.sh"))?.[1];
+    return (JSON.parse(await onHost("gw", `curl -s 127.0.0.1:${port}/workers`)) as { workers: { id: string; url: string; is_healthy: boolean }[] }).workers;
+}
+
+/** The router's own count of admin calls, from its Prometheus metrics. */
+async function adminCalls(): Promise<{ posts: number; deletes: number }> {
+    const port = /--prometheus-port (\d+)/.exec(await onHost("gw", "cat /etc/sglang-gateway/routers/chat/start.sh"))?.[1];
+    const metrics = await onHost("gw", `curl -s 127.0.0.1:${port}/metrics`);
+    const sum = (pattern: RegExp) =>
+        metrics
+            .split("\n")
+            .filter((line) => pattern.test(line))
+            .reduce((total, line) => total + Number(line.split(" ").pop()), 0);
+    return { posts: sum(/^smg_http_requests_total\{method="POST",path="\/workers"\}/), deletes: sum(/^smg_http_requests_total\{method="DELETE",path="\/workers\/[^"]+"\}/) };
+}
+
+async function pids(): Promise<{ router: string; nginx: string }> {
+    return {
+        router: (await onHost("gw", `systemctl show -p MainPID --value ${routerUnit}`)).trim(),
+        nginx: (await onHost("gw", "cat /run/nginx.pid")).trim(),
+    };
+}
+
+const replicaUrn = (i: number) => new RegExp(`::chat-replica-${i}(-(process|tunnel|bridge|worker))?$`);
+
+describe("e2e on sandbox hosts: real engine, router, nginx, sshd, systemd", function () {
+    this.timeout(900000);
+    let project: PulumiProject;
+
+    before(async () => {
+        sandbox("up");
+        project = new PulumiProject("e2e");
+        await project.init();
+    });
+
+    after(async () => {
+        try {
+            sandbox("down");
+        } finally {
+            project?.remove();
+        }
+    });
+
+    it("up with 2 replicas: requests with the token succeed and both replicas serve; no token is 401", async () => {
+        project.setConfig(stackConfig(2));
+        await project.up();
+        const seen = new Set<string>();
+        for (let i = 0; i < 4; i++) {
+            const answer = await chat({ stream: i % 2 === 1 });
+            assert.strictEqual(answer.status, 200, answer.body);
+            seen.add(answer.worker ?? "");
+        }
+        assert.deepStrictEqual([...seen].sort(), ["sgw-r1-replica-0", "sgw-r2-replica-1"]);
+        assert.strictEqual((await chat({ withToken: false })).status, 401);
+    });
+
+    it("2→3: the preview creates only replica 2; up makes exactly one POST /workers, no restart, ids kept", async () => {
+        project.setConfig(stackConfig(3));
+        const steps = (await project.previewSteps()).filter((s) => s.op !== "same");
+        assert.ok(steps.length > 0, "the preview planned nothing");
+        for (const step of steps) {
+            assert.strictEqual(step.op, "create", `${step.op} ${step.urn}`);
+            assert.match(step.urn, replicaUrn(2));
+        }
+        assert.deepStrictEqual(steps.map((s) => s.urn.split("::").pop()).sort(), ["chat-replica-2", "chat-replica-2-bridge", "chat-replica-2-process", "chat-replica-2-tunnel", "chat-replica-2-worker"]);
+
+        const before = { pids: await pids(), calls: await adminCalls(), workers: await workers() };
+        const { answers } = await underLoad(() => project.up());
+        const after = { pids: await pids(), calls: await adminCalls(), workers: await workers() };
+
+        assert.strictEqual(after.calls.posts - before.calls.posts, 1, "exactly one POST /workers");
+        assert.strictEqual(after.calls.deletes - before.calls.deletes, 0);
+        assert.deepStrictEqual(after.pids, before.pids, "router and nginx master kept their PIDs");
+        for (const w of before.workers) {
+            assert.strictEqual(after.workers.find((a) => a.url === w.url)?.id, w.id, `worker ${w.url} kept its router id`);
+        }
+        assert.strictEqual(after.workers.length, 3);
+        assert.ok(answers.length > 0 && answers.every((a) => a.status === 200), `failed requests during scale-up: ${JSON.stringify(answers.filter((a) => a.status !== 200))}`);
+        const seen = new Set<string>();
+        for (let i = 0; i < 6; i++) {
+            seen.add((await chat()).worker ?? "");
+        }
+        assert.ok(seen.has("sgw-r1-replica-2"), `replica 2 serves: ${[...seen].join(", ")}`);
+    });
+
+    it("3→1: exactly two DELETE /workers; replicas 1 and 2 are gone from the hosts; no request fails", async () => {
+        project.setConfig(stackConfig(1));
+        const before = await adminCalls();
+        const routerPid = (await pids()).router;
+        const { answers } = await underLoad(() => project.up());
+        const after = await adminCalls();
+        assert.strictEqual(after.deletes - before.deletes, 2, "exactly two DELETE /workers/{id}");
+        assert.strictEqual(after.posts - before.posts, 0);
+        assert.strictEqual((await pids()).router, routerPid);
+        assert.ok(answers.length > 0 && answers.every((a) => a.status === 200), `failed requests during scale-down: ${JSON.stringify(answers.filter((a) => a.status !== 200).slice(0, 5))}`);
+        assert.deepStrictEqual((await workers()).length, 1);
+
+        const gateway = await onHost("gw", "ls /etc/nginx/sglang-gateway/bridges/ /run/sglang-gateway/chat/; systemctl list-units --all --plain --no-legend 'sglang-gateway-tunnel-*' | cut -d' ' -f1");
+        assert.match(gateway, /chat-replica-0\.conf/);
+        assert.doesNotMatch(gateway, /replica-1|replica-2|tunnel-chat-1|tunnel-chat-2/);
+        const r1 = await onHost("r1", "systemctl list-units --all --plain --no-legend 'sglang-gateway-*' | cut -d' ' -f1; ls /opt/sglang-gateway/chat");
+        const r2 = await onHost("r2", "systemctl list-units --all --plain --no-legend 'sglang-gateway-*' | cut -d' ' -f1; ls -d /opt/sglang-gateway/chat 2>/dev/null || true");
+        assert.match(r1, /sglang-gateway-chat-replica-0\.service/);
+        assert.doesNotMatch(r1, /replica-2/);
+        assert.strictEqual(r2.trim(), "", `r2 still has: ${r2}`);
+        for (let i = 0; i < 3; i++) {
+            assert.strictEqual((await chat()).worker, "sgw-r1-replica-0");
+        }
+    });
+
+    it("scale to 0: the router keeps running and the endpoint answers 503 with a clear body; 0→2 serves again", async () => {
+        const routerPid = (await pids()).router;
+        project.setConfig(stackConfig(0));
+        await project.up();
+        assert.strictEqual((await pids()).router, routerPid, "router not restarted");
+        assert.strictEqual((await onHost("gw", `systemctl is-active ${routerUnit}`)).trim(), "active");
+        const answer = await chat();
+        assert.strictEqual(answer.status, 503);
+        assert.match(JSON.parse(answer.body).error.message, /service chat has no replica ready to serve/);
+
+        project.setConfig(stackConfig(2));
+        await project.up();
+        const seen = new Set<string>();
+        for (let i = 0; i < 4; i++) {
+            const again = await chat();
+            assert.strictEqual(again.status, 200, again.body);
+            seen.add(again.worker ?? "");
+        }
+        assert.strictEqual(seen.size, 2);
+    });
+
+    it("drift: a worker removed behind Pulumi's back shows in refresh; the next up registers it again", async () => {
+        const [victim] = (await workers()).filter((w) => w.url.endsWith(String(Math.max(...(await workers()).map((x) => Number(x.url.split(":").pop()))))));
+        const port = /--port (\d+)/.exec(await onHost("gw", "cat /etc/sglang-gateway/routers/chat/start.sh"))?.[1];
+        await onHost("gw", `curl -s -X DELETE 127.0.0.1:${port}/workers/${victim.id}`);
+        for (let i = 0; i < 40 && (await workers()).some((w) => w.url === victim.url); i++) {
+            await new Promise((r) => setTimeout(r, 250));
+        }
+        const { stdout } = await project.run(["refresh", "--yes", "--skip-preview"]);
+        assert.match(stdout, /chat-replica-1-worker\s+deleted/, stdout.slice(-3000));
+        const steps = (await project.previewSteps()).filter((s) => s.op !== "same");
+        assert.deepStrictEqual(steps.map((s) => `${s.op} ${s.urn.split("::").pop()}`), ["create chat-replica-1-worker"]);
+        await project.up();
+        assert.ok((await workers()).some((w) => w.url === victim.url && w.is_healthy), "the worker is registered again");
+    });
+
+    it("destroy leaves the hosts clean: no units, no nginx files, no router", async () => {
+        await project.run(["destroy", "--yes", "--skip-preview"]);
+        const gw = await onHost(
+            "gw",
+            "systemctl list-unit-files --plain --no-legend 'sglang-gateway*' | cut -d' ' -f1; ls /etc/nginx/conf.d; ls -d /etc/nginx/sglang-gateway /opt/sglang-gateway /etc/sglang-gateway /var/lib/sglang-gateway 2>/dev/null; ps -eo comm | grep -c 'sglang::router' || true",
+        );
+        assert.strictEqual(gw.trim(), "0", `left on the gateway: ${gw}`);
+        for (const host of ["r1", "r2"] as const) {
+            const left = await onHost(host, "systemctl list-unit-files --plain --no-legend 'sglang-gateway*' | cut -d' ' -f1; ls -d /opt/sglang-gateway 2>/dev/null || true");
+            assert.strictEqual(left.trim(), "", `left on ${host}: ${left}`);
+        }
+        assert.strictEqual((await onHost("gw", "systemctl is-active nginx")).trim(), "active", "nginx itself keeps running");
+    });
+});
