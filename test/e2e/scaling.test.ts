@@ -225,7 +225,9 @@ describe("e2e on sandbox hosts: real engine, router, nginx, sshd, systemd", func
     });
 
     it("drift: a worker removed behind Pulumi's back shows in refresh; the next up registers it again", async () => {
-        const [victim] = (await workers()).filter((w) => w.url.endsWith(String(Math.max(...(await workers()).map((x) => Number(x.url.split(":").pop()))))));
+        // Bridge ports grow with the replica index: the highest is replica 1's.
+        const portOf = (url: string) => Number(url.split(":").pop());
+        const [victim] = (await workers()).sort((a, b) => portOf(b.url) - portOf(a.url));
         const port = /--port (\d+)/.exec(await onHost("gw", "cat /etc/sglang-gateway/routers/chat/start.sh"))?.[1];
         await onHost("gw", `curl -s -X DELETE 127.0.0.1:${port}/workers/${victim.id}`);
         for (let i = 0; i < 40 && (await workers()).some((w) => w.url === victim.url); i++) {

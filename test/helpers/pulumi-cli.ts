@@ -4,6 +4,7 @@ import { execFile } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { gatewayCacheDir } from "./cache";
 
 const repo = path.resolve(__dirname, "..", "..");
 
@@ -27,7 +28,7 @@ export class PulumiProject {
     }
 
     env(): NodeJS.ProcessEnv {
-        const cache = process.env.SGLANG_GATEWAY_CACHE ?? path.join(os.homedir(), ".cache", "sglang-gateway");
+        const cache = gatewayCacheDir();
         return {
             ...process.env,
             PATH: `${path.join(cache, "pulumi", "bin")}:${process.env.PATH}`,
@@ -65,8 +66,9 @@ export class PulumiProject {
         const file = path.join(this.dir, `Pulumi.${this.stack}.yaml`);
         const existing = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
         const salt = /^encryptionsalt: .*$/m.exec(existing)?.[0];
-        const body = { config: { "sglang-gateway:gateway": config.gateway, "sglang-gateway:services": config.services, "sglang-gateway:tokens": config.tokens ?? {} } };
-        fs.writeFileSync(file, `${salt ? `${salt}\n` : ""}${JSON.stringify(body, null, 2)}\n`);
+        const values = { "sglang-gateway:gateway": config.gateway, "sglang-gateway:services": config.services, "sglang-gateway:tokens": config.tokens ?? {} };
+        // JSON is YAML flow syntax, so one `config:` line holds it all beside the salt.
+        fs.writeFileSync(file, `${salt ? `${salt}\n` : ""}config: ${JSON.stringify(values)}\n`);
     }
 
     up(): Promise<PulumiResult> {

@@ -13,14 +13,11 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { gatewayCacheDir } from "./cache";
+import { freePort } from "./ports";
 
 export const ROUTER_VERSION = "0.3.2";
 
-/** ${SGLANG_GATEWAY_CACHE:-$HOME/.cache/sglang-gateway} */
-export function gatewayCacheDir(): string {
-  const env = process.env.SGLANG_GATEWAY_CACHE;
-  return env !== undefined && env !== "" ? env : path.join(os.homedir(), ".cache", "sglang-gateway");
-}
 
 /** The python of the router venv; throws a clear error when router.sh has not been run. */
 export function routerPython(): string {
@@ -29,19 +26,6 @@ export function routerPython(): string {
     throw new Error(`sglang-router venv missing: ${py} does not exist; run \`bash scripts/setup/router.sh\` first`);
   }
   return py;
-}
-
-/** A free TCP port on 127.0.0.1 (bind :0, read it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** true when nothing listens on 127.0.0.1:port right now */

@@ -1,11 +1,11 @@
 // The sandbox hosts (scripts/sandbox.sh): bring them up and down, and run commands on them.
 import { execFile, execFileSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
+import { gatewayCacheDir } from "./cache";
 
 const repo = path.resolve(__dirname, "..", "..");
-const cache = process.env.SGLANG_GATEWAY_CACHE ?? path.join(os.homedir(), ".cache", "sglang-gateway");
+const cache = gatewayCacheDir();
 
 export interface SandboxState {
     hosts: Record<"gw" | "r1" | "r2", { address: string; user: string; port: number }>;

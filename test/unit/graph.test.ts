@@ -1,5 +1,6 @@
 // The resource graph under Pulumi mocks: which children exist, under which parent, with which inputs.
 import * as assert from "assert";
+import { spawnSync } from "child_process";
 import * as pulumi from "@pulumi/pulumi";
 import { fromStackConfig } from "../../components";
 import { RecordingMocks, settle, valueOf } from "../helpers/mocks";
@@ -104,6 +105,30 @@ describe("resource graph (mocks)", () => {
         }
         assert.notStrictEqual(service.replicas[0].bridgePort, service.replicas[1].bridgePort);
     });
+
+    for (const [label, raw] of [
+        ["ssh, router", sshStack(3)],
+        ["ssh, no router", sshStack(2, { router: null })],
+        ["aws", awsStack(2)],
+    ] as const) {
+        it(`every script the stack runs on its hosts parses (bash -n): ${label}`, async () => {
+            const { mocks } = await build(raw);
+            const scripts = mocks.ofType("pulumi-nodejs:dynamic/sglang-gateway:HostScript").flatMap((r) => [
+                [`${r.name} create`, String(r.inputs.create)],
+                [`${r.name} delete`, String(r.inputs.delete)],
+            ]);
+            assert.ok(scripts.length >= 6);
+            for (const [what, script] of scripts) {
+                // The outer command carries the script in a heredoc; check the outer line and the script inside.
+                const inner = /<<'SGLANG_GATEWAY_SCRIPT'\n([\s\S]*)\nSGLANG_GATEWAY_SCRIPT\n\)"$/.exec(script)?.[1];
+                assert.ok(inner, `${what} is not wrapped as expected`);
+                for (const text of [script, inner]) {
+                    const check = spawnSync("bash", ["-n"], { input: text, encoding: "utf8" });
+                    assert.strictEqual(check.status, 0, `${what}: ${check.stderr}`);
+                }
+            }
+        });
+    }
 
     it("replicas spread over the hosts; the third shares host 0 on the next port", async () => {
         const { mocks, services } = await build(sshStack(3));
