@@ -1,6 +1,6 @@
 // Picks the host backend named in the gateway's args.
 import * as pulumi from "@pulumi/pulumi";
-import { awsGatewayHost, type AwsBackendArgs } from "./aws";
+import type { AwsBackendArgs } from "./aws";
 import { sshGatewayHost, type SshBackendArgs } from "./ssh";
 import type { GatewayHost } from "./types";
 
@@ -10,8 +10,11 @@ export type { GatewayHost, ReplicaHost, ReplicaPlacement, ReplicaReach } from ".
 
 export function createGatewayHost(name: string, domain: pulumi.Input<string>, args: BackendArgs, parent: pulumi.ComponentResource): GatewayHost {
     switch (args.type) {
-        case "aws":
+        case "aws": {
+            // Loaded only when used: @pulumi/aws adds seconds to every program start.
+            const { awsGatewayHost } = require("./aws") as typeof import("./aws");
             return awsGatewayHost(name, domain, args, parent);
+        }
         case "ssh":
             return sshGatewayHost(args);
     }

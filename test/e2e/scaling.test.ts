@@ -123,6 +123,8 @@ describe("e2e on sandbox hosts: real engine, router, nginx, sshd, systemd", func
     let project: PulumiProject;
 
     before(async () => {
+        // Fresh hosts: nothing from an earlier run or the demo may leak into these checks.
+        sandbox("down");
         sandbox("up");
         project = new PulumiProject("e2e");
         await project.init();
