@@ -1,9 +1,18 @@
 // The stack program: gateway and services from stack config (see README, "Configuration").
 import * as pulumi from "@pulumi/pulumi";
-import { fromStackConfig } from "./components";
+import { ConfigError, fromStackConfig } from "./components";
 import { readStackConfig } from "./components/stack";
 
-const { gateway, services } = fromStackConfig(readStackConfig());
+function build() {
+    try {
+        return fromStackConfig(readStackConfig());
+    } catch (err) {
+        // A config mistake is the user's to fix: show the problems, not a stack trace.
+        throw err instanceof ConfigError ? new pulumi.RunError(err.message) : err;
+    }
+}
+
+const { gateway, services } = build();
 
 export const address = gateway.address;
 export const domain = gateway.domain;

@@ -20,7 +20,7 @@ if [[ "${1:-}" == "down" ]]; then
     if bash scripts/sandbox.sh status >/dev/null 2>&1; then
         pulumi destroy --yes --stack "$stack" --non-interactive || true
     fi
-    pulumi stack rm --yes --force --stack "$stack" --non-interactive 2>/dev/null || true
+    pulumi stack rm --yes --force --preserve-config --stack "$stack" --non-interactive 2>/dev/null || true
     say "sandbox down"
     bash scripts/sandbox.sh down
     exit 0
@@ -30,7 +30,7 @@ say "sandbox hosts: a gateway and two replica hosts (systemd-nspawn, own network
 # Fresh hosts every run, so the stack state starts fresh too.
 bash scripts/sandbox.sh down >/dev/null
 bash scripts/sandbox.sh up
-pulumi stack rm --yes --force --stack "$stack" --non-interactive >/dev/null 2>&1 || true
+pulumi stack rm --yes --force --preserve-config --stack "$stack" --non-interactive >/dev/null 2>&1 || true
 pulumi stack select --create "$stack" --non-interactive >/dev/null
 say "pulumi up: gateway (nginx, sglang-router $(pulumi config get --path gateway.router.version 2>/dev/null || echo 0.3.2)), service chat with 2 replicas"
 pulumi up --yes --stack "$stack" --non-interactive --skip-preview
