@@ -63,12 +63,14 @@ pulumi preview --diff --stack "$stack" --non-interactive | tee "$SGLANG_GATEWAY_
 restore
 trap - EXIT
 
-creates=$(grep -cE '^\s*\+ ' "$SGLANG_GATEWAY_CACHE/demo-preview" || true)
+# The preview's own tally: "+ 5 to create", and no "to update", "to delete" or "to replace".
+creates=$(grep -oE '\+ [0-9]+ to create' "$SGLANG_GATEWAY_CACHE/demo-preview" | grep -oE '[0-9]+' || echo 0)
+others=$(grep -oE '[0-9]+ to (update|delete|replace)' "$SGLANG_GATEWAY_CACHE/demo-preview" | paste -sd, - || true)
 say "summary"
 cat <<EOF
 gateway        http://$gateway  (service chat at http://$host, bearer token from tokens.chat)
 router         $(pulumi stack output routerPackage --stack "$stack"), one per service, loopback only
-replicas       2 running; scaling to 3 previews $creates new resources (replica 2: process, tunnel, bridge, worker) and no other change
+replicas       2 running; scaling to 3 previews $creates to create (replica 2 and its process, tunnel, bridge, worker), ${others:-no other change}
 took           $((SECONDS - started)) s
 tear down      npm run demo -- down
 EOF
