@@ -21,7 +21,7 @@ fi
 
 step "Debian tools: nginx, debootstrap, systemd-container"
 bash scripts/setup/apt.sh
-step "Pulumi engine, Node.js language host and command provider"
+step "Pulumi engine and Node.js language host (built from Go modules)"
 bash scripts/setup/pulumi.sh
 step "sglang-router wheels and local index"
 bash scripts/setup/router.sh

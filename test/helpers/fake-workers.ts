@@ -10,10 +10,11 @@
  * Ports are race-free: each worker listens on port 0 and reports the port on its ready line.
  * Node builtins only.
  */
-import { ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
+import { killGroup, track } from "./child-processes";
 
 const REPO = path.resolve(__dirname, "..", "..");
 export const FAKE_WORKER_TS = path.join(REPO, "test", "fixtures", "fake-worker.ts");
@@ -62,28 +63,6 @@ export interface FakeWorkersOptions extends Omit<FakeWorkerSpawnOptions, "name" 
   unixSocketDir?: string;
 }
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once("exit", () => {
-    for (const c of live) signal(c, "SIGKILL");
-  });
-}
-
-function signal(child: ChildProcess, sig: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, sig);
-  } catch {
-    try {
-      child.kill(sig);
-    } catch {
-      /* gone */
-    }
-  }
-}
 
 /** GET path over TCP or a unix socket; resolves the status code or an error message. */
 export function getStatus(target: { port?: number; socketPath?: string }, urlPath: string, timeoutMs = 1000): Promise<number | string> {
@@ -125,8 +104,7 @@ export async function startFakeWorker(opts: FakeWorkerSpawnOptions = {}): Promis
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, TS_NODE_TRANSPILE_ONLY: "1", ...opts.env },
   });
-  installExitHook();
-  live.add(child);
+  track(child);
   let output = "";
   child.stdout?.setEncoding("utf8").on("data", (d: string) => (output += d));
   child.stderr?.setEncoding("utf8").on("data", (d: string) => (output += d));
@@ -134,7 +112,6 @@ export async function startFakeWorker(opts: FakeWorkerSpawnOptions = {}): Promis
   const exitPromise = new Promise<void>((resolve) => {
     child.once("exit", (code, sig) => {
       exited = `exited (code ${code}, signal ${sig})`;
-      live.delete(child);
       resolve();
     });
   });
@@ -142,8 +119,8 @@ export async function startFakeWorker(opts: FakeWorkerSpawnOptions = {}): Promis
 
   const stop = async (timeoutMs = 5000): Promise<void> => {
     if (exited !== undefined) return;
-    signal(child, "SIGTERM");
-    const t = setTimeout(() => signal(child, "SIGKILL"), timeoutMs);
+    killGroup(child, "SIGTERM");
+    const t = setTimeout(() => killGroup(child, "SIGKILL"), timeoutMs);
     await exitPromise;
     clearTimeout(t);
   };

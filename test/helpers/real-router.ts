@@ -8,13 +8,14 @@
  *
  * Node builtins only. Facts about the router: docs/router-0.3.2.md.
  */
-import { ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { gatewayCacheDir } from "./cache";
 import { freePort } from "./ports";
+import { killGroup, track } from "./child-processes";
 
 export const ROUTER_VERSION = "0.3.2";
 
@@ -107,28 +108,6 @@ export interface RealRouter {
   stop(timeoutMs?: number): Promise<void>;
 }
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once("exit", () => {
-    for (const c of live) killGroup(c, "SIGKILL");
-  });
-}
-
-function killGroup(child: ChildProcess, sig: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, sig); // detached => own process group
-  } catch {
-    try {
-      child.kill(sig);
-    } catch {
-      /* gone */
-    }
-  }
-}
 
 export function stripAnsi(s: string): string {
   // eslint-disable-next-line no-control-regex
@@ -194,13 +173,11 @@ async function startOnce(opts: RealRouterOptions): Promise<RealRouter> {
     env: { ...process.env, ...opts.env },
   });
   fs.closeSync(out);
-  installExitHook();
-  live.add(child);
+  track(child);
   let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   const exitPromise = new Promise<void>((resolve) => {
     child.once("exit", (code, signal) => {
       exited = { code, signal };
-      live.delete(child);
       resolve();
     });
   });

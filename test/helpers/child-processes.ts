@@ -1,0 +1,31 @@
+// Test child processes (routers, fake workers) run in their own process group and never outlive the test run.
+import type { ChildProcess } from "child_process";
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** Kills the child's whole process group (it was spawned detached), falling back to the child alone. */
+export function killGroup(child: ChildProcess, sig: NodeJS.Signals): void {
+    if (child.pid === undefined) return;
+    try {
+        process.kill(-child.pid, sig);
+    } catch {
+        try {
+            child.kill(sig);
+        } catch {
+            /* gone */
+        }
+    }
+}
+
+/** Remembers the child until it exits; whatever is still running when the test process exits is killed. */
+export function track(child: ChildProcess): void {
+    if (!exitHookInstalled) {
+        exitHookInstalled = true;
+        process.once("exit", () => {
+            for (const c of live) killGroup(c, "SIGKILL");
+        });
+    }
+    live.add(child);
+    child.once("exit", () => live.delete(child));
+}
