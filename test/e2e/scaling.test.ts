@@ -2,7 +2,12 @@
 // sandbox hosts (systemd-nspawn, sshd, systemd, nginx), with the real sglang-router 0.3.2 and fake
 // SGLang workers as replicas. Scaling, scale to zero, drift and destroy, checked on the hosts.
 import * as assert from "assert";
+import { execFileSync } from "child_process";
+import * as fs from "fs";
 import * as http from "http";
+import * as https from "https";
+import * as os from "os";
+import * as path from "path";
 import { PulumiProject } from "../helpers/pulumi-cli";
 import { onHost, sandbox, sandboxState } from "../helpers/sandbox";
 
@@ -114,6 +119,17 @@ async function pids(): Promise<{ router: string; nginx: string }> {
         router: (await onHost("gw", `systemctl show -p MainPID --value ${routerUnit}`)).trim(),
         nginx: (await onHost("gw", "cat /run/nginx.pid")).trim(),
     };
+}
+
+/** A self-signed certificate for `*.<domain>`, as a user would bring one. */
+function selfSignedWildcard(domain: string): { certificate: string; privateKey: string } {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sgw-e2e-tls-"));
+    try {
+        execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", `/CN=*.${domain}`, "-addext", `subjectAltName=DNS:*.${domain}`, "-keyout", `${dir}/key.pem`, "-out", `${dir}/cert.pem`], { stdio: "ignore" });
+        return { certificate: fs.readFileSync(`${dir}/cert.pem`, "utf8"), privateKey: fs.readFileSync(`${dir}/key.pem`, "utf8") };
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
 }
 
 const replicaUrn = (i: number) => new RegExp(`::chat-replica-${i}(-(process|tunnel|bridge|worker))?$`);
@@ -241,6 +257,44 @@ describe("e2e on sandbox hosts: real engine, router, nginx, sshd, systemd", func
         assert.deepStrictEqual(steps.map((s) => `${s.op} ${s.urn.split("::").pop()}`), ["create chat-replica-1-worker"]);
         await project.up();
         assert.ok((await workers()).some((w) => w.url === victim.url && w.is_healthy), "the worker is registered again");
+    });
+
+    it("TLS and rate limits on the real gateway: HTTPS with the given certificate, HTTP redirected, 429 past the burst", async () => {
+        const tls = selfSignedWildcard("sandbox.test");
+        const config = stackConfig(2);
+        Object.assign(config.gateway, { tls });
+        Object.assign(config.services[0], { rate_limits: [{ prefix: "/v1/", rps: 1, burst: 1, key: { header: "X-Client" } }] });
+        project.setConfig(config);
+        await project.up();
+        const gateway = sandboxState().hosts.gw.address;
+        const get = (scheme: "http" | "https", client: string) =>
+            new Promise<{ status: number; location?: string }>((resolve, reject) => {
+                const lib = scheme === "https" ? https : http;
+                lib.get(
+                    {
+                        host: gateway,
+                        port: scheme === "https" ? 443 : 80,
+                        path: "/v1/models",
+                        servername: serviceHost,
+                        ca: tls.certificate,
+                        headers: { host: serviceHost, authorization: `Bearer ${token}`, "x-client": client },
+                    },
+                    (res) => {
+                        res.resume();
+                        resolve({ status: res.statusCode ?? 0, location: res.headers.location });
+                    },
+                ).on("error", reject);
+            });
+        const redirect = await get("http", "a");
+        assert.strictEqual(redirect.status, 308);
+        assert.strictEqual(redirect.location, `https://${serviceHost}/v1/models`);
+        const statuses = [];
+        for (let i = 0; i < 5; i++) {
+            statuses.push((await get("https", "a")).status);
+        }
+        assert.strictEqual(statuses[0], 200, `the certificate verified and the request passed: ${statuses}`);
+        assert.ok(statuses.includes(429), `no 429 past the burst: ${statuses}`);
+        assert.strictEqual((await get("https", "b")).status, 200, "another client has its own budget");
     });
 
     it("destroy leaves the hosts clean: no units, no nginx files, no router", async () => {
