@@ -38,6 +38,8 @@ export interface HostFilesArgs {
     afterRemove?: string[];
     /** Extra paths removed on delete besides the files. */
     removePaths?: string[];
+    /** Shell lines run last on delete, without the host lock (bounded waits, e.g. request drain). */
+    drain?: string[];
 }
 
 /** A heredoc delimiter that cannot occur in the content: it carries the content's hash. */
@@ -60,12 +62,13 @@ export function applyScript(args: Omit<HostFilesArgs, "files" | "connection"> & 
     });
 }
 
-export function removeScript(args: Pick<HostFilesArgs, "description" | "deactivate" | "afterRemove" | "removePaths"> & { files: { path: string }[] }): string {
+export function removeScript(args: Pick<HostFilesArgs, "description" | "deactivate" | "afterRemove" | "removePaths" | "drain"> & { files: { path: string }[] }): string {
     return render("scripts/remove.sh.njk", {
         description: args.description,
         before: args.deactivate ?? [],
         paths: [...args.files.map((f) => f.path), ...(args.removePaths ?? [])],
         after: args.afterRemove ?? [],
+        drain: args.drain ?? [],
     });
 }
 

@@ -177,7 +177,8 @@ export class Replica extends pulumi.ComponentResource {
                     },
                 ],
                 activate: ["nginx -t", "systemctl reload nginx"],
-                afterRemove: ["nginx -t && systemctl reload nginx", render("scripts/nginx-drain.sh.njk", { seconds: 120 })],
+                afterRemove: ["nginx -t && systemctl reload nginx"],
+                drain: [render("scripts/nginx-drain.sh.njk", { seconds: 120 })],
             },
             { parent: this, dependsOn: [this.tunnel ?? this.process] },
         );

@@ -43,7 +43,8 @@ describe("host scripts", () => {
                     { path: `${dir}/existing.conf`, content: "new" },
                     { path: `${dir}/added.conf`, content: "added" },
                 ],
-                activate: [`grep -q new ${dir}/existing.conf`, "false"],
+                // The failing step is not the last: every step must count, not only the final one.
+                activate: [`grep -q new ${dir}/existing.conf`, "false", "true"],
             }),
         );
         assert.notStrictEqual(result.code, 0);
