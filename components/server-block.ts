@@ -93,7 +93,7 @@ export function serverBlockText(input: ServerBlockInput): string {
         service: input.service,
         serverName: input.serverName,
         auth: input.auth,
-        tokens: input.tokens,
+        tokenPatterns: input.tokens.map((t) => `~^Bearer ${t.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`),
         authVariable: `$sgw_${variableName}_authorized`,
         upstreamName: `sgw_${variableName}`,
         upstreamServers: input.upstreamServers,
