@@ -1,6 +1,6 @@
 // Files on a host, written and activated by one remote command, removed again on delete.
 import * as pulumi from "@pulumi/pulumi";
-import { openSsh, runCommand, type SshTarget } from "./ssh-session";
+import { openSsh, runScript, type SshTarget } from "./ssh-session";
 import { render } from "./templates";
 
 /** How to reach a host over SSH. */
@@ -72,12 +72,6 @@ export function removeScript(args: Pick<HostFilesArgs, "description" | "deactiva
     });
 }
 
-/** Runs a script as root with bash, whatever the login user and its shell are. */
-export function asRoot(script: string, user: string): string {
-    const runner = user === "root" ? "bash" : "sudo -n bash";
-    return `${runner} -c "$(cat <<'SGLANG_GATEWAY_SCRIPT'\n${script}\nSGLANG_GATEWAY_SCRIPT\n)"`;
-}
-
 /** Provider inputs as stored in the state. */
 export interface HostScriptInputs {
     connection: SshTarget;
@@ -91,7 +85,7 @@ export interface HostScriptInputs {
 async function runOnHost(connection: SshTarget, script: string, what: string): Promise<void> {
     const client = await openSsh(connection);
     try {
-        const result = await runCommand(client, script);
+        const result = await runScript(client, connection.user, script);
         if (result.code !== 0) {
             const tail = (text: string, n: number) => (text.length > n ? `...${text.slice(-n)}` : text);
             throw new Error(
@@ -112,16 +106,17 @@ export const hostScriptProvider: pulumi.dynamic.ResourceProvider = {
     },
 
     async diff(_id: string, olds: HostScriptInputs, news: HostScriptInputs) {
-        const hostOf = (c: SshTarget) => `${c.user ?? "root"}@${c.host}:${c.port ?? 22}`;
-        // Another host is another resource: create there first, then delete on the old one.
-        const replaces = hostOf(olds.connection) !== hostOf(news.connection) ? ["connection"] : [];
+        // Another host is another resource. The old one is cleaned first: when both names reach the same
+        // machine (an IP and its DNS name), deleting second would remove what the create just wrote.
+        // A new login user or port for the same host is an update in place.
+        const replaces = olds.connection.host !== news.connection.host ? ["connection"] : [];
         const changes =
             replaces.length > 0 ||
             olds.create !== news.create ||
             olds.delete !== news.delete ||
             olds.description !== news.description ||
             JSON.stringify(olds.connection) !== JSON.stringify(news.connection);
-        return { changes, replaces, deleteBeforeReplace: false };
+        return { changes, replaces, deleteBeforeReplace: true };
     },
 
     async update(_id: string, olds: HostScriptInputs, news: HostScriptInputs) {
@@ -157,15 +152,7 @@ export class HostScript extends pulumi.dynamic.Resource {
 
 /** Files a host owns: written and activated on create/update, removed again on delete. */
 export function hostFiles(name: string, args: HostFilesArgs, opts: pulumi.CustomResourceOptions): HostScript {
-    // The login name is no secret; keeping it plain keeps the scripts readable in `pulumi preview --diff`.
-    const user = pulumi.unsecret(pulumi.output(args.connection).apply((c) => c.user ?? "root"));
     const contents = pulumi.all(args.files.map((f) => f.content));
-    const create = pulumi.all([contents, user]).apply(([texts, login]) =>
-        asRoot(applyScript({ ...args, files: args.files.map((f, i) => ({ path: f.path, mode: f.mode, content: texts[i] })) }), login),
-    );
-    return new HostScript(
-        name,
-        { connection: args.connection, description: args.description, create, delete: user.apply((login) => asRoot(removeScript(args), login)) },
-        opts,
-    );
+    const create = contents.apply((texts) => applyScript({ ...args, files: args.files.map((f, i) => ({ path: f.path, mode: f.mode, content: texts[i] })) }));
+    return new HostScript(name, { connection: args.connection, description: args.description, create, delete: removeScript(args) }, opts);
 }

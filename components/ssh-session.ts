@@ -55,22 +55,50 @@ export async function openSsh(target: SshTarget, attempts = 20): Promise<Client>
         return withRetry(() => connect(target));
     }
     const proxy = target.proxy;
-    const bastion = await withRetry(() => connect(proxy));
-    const stream = await new Promise<import("stream").Duplex>((resolve, reject) =>
-        bastion.forwardOut("127.0.0.1", 0, target.host, target.port ?? 22, (err, s) => (err ? reject(err) : resolve(s))),
-    );
-    const client = await connect(target, stream);
-    client.once("close", () => bastion.end());
-    return client;
+    // A new instance behind the bastion may not run sshd yet: retry the whole hop, not only the bastion.
+    return withRetry(async () => {
+        const bastion = await connect(proxy);
+        try {
+            const stream = await new Promise<import("stream").Duplex>((resolve, reject) =>
+                bastion.forwardOut("127.0.0.1", 0, target.host, target.port ?? 22, (err, s) => (err ? reject(err) : resolve(s))),
+            );
+            const client = await connect(target, stream);
+            client.once("close", () => bastion.end());
+            return client;
+        } catch (err) {
+            bastion.end();
+            throw Object.assign(new Error(`cannot reach ${describeTarget(target)} through ${describeTarget(proxy)}: ${(err as Error).message}`), { retryable: true });
+        }
+    });
 }
 
-/** Runs `command` over the connection and collects its output and exit code. */
-export function runCommand(client: Client, command: string): Promise<ScriptResult> {
+/** The shell that runs a script read from standard input as root, for a login user. */
+export function rootShell(user: string | undefined): string {
+    return (user ?? "root") === "root" ? "bash -s" : "sudo -n bash -s";
+}
+
+/**
+ * Runs a script as root, passing it on standard input: never on a command line, where sudo's log
+ * and /proc/<pid>/cmdline would show the secrets in it. Braces make bash read the whole script
+ * before it runs any of it, so no command inside can swallow the rest as its input.
+ */
+export function runScript(client: Client, user: string | undefined, script: string): Promise<ScriptResult> {
+    return runCommand(client, rootShell(user), scriptInput(script));
+}
+
+/** What `bash -s` reads: the script as one compound command. */
+export function scriptInput(script: string): string {
+    return `{\n${script}\n}\n`;
+}
+
+/** Runs `command` over the connection, with `input` on its standard input, and collects its output and exit code. */
+export function runCommand(client: Client, command: string, input?: string): Promise<ScriptResult> {
     return new Promise((resolve, reject) =>
         client.exec(command, (err, stream) => {
             if (err) {
                 return reject(err);
             }
+            stream.end(input ?? "");
             let stdout = "";
             let stderr = "";
             stream.on("data", (d: Buffer) => (stdout += d.toString()));

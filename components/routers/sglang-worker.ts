@@ -4,7 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { RouterWorkerArgs, RouterWorkerResource } from "./types";
 import type { SshConnection } from "../remote";
-import { openSsh, runCommand, type SshTarget } from "../ssh-session";
+import { openSsh, runScript, type SshTarget } from "../ssh-session";
 
 /** Provider inputs as stored in the state. */
 export interface SglangWorkerInputs {
@@ -104,7 +104,7 @@ async function openAdminSession(inputs: SglangWorkerInputs): Promise<AdminSessio
             return httpExchange({ method, path, baseUrl, body }, () => stream);
         },
         exec: async (command) => {
-            const result = await runCommand(client, command);
+            const result = await runScript(client, inputs.gateway?.user, command);
             if (result.code !== 0) {
                 throw new Error(`RouterWorker: '${command}' on the gateway exited ${result.code}: ${result.stderr.trim()}`);
             }

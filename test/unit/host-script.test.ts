@@ -6,14 +6,15 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { openSsh } from "../../components/ssh-session";
+import { openSsh, rootShell, scriptInput } from "../../components/ssh-session";
 import { freePort } from "../helpers/ports";
 import { testKey } from "../helpers/stack-configs";
-import { applyScript, asRoot, hostScriptProvider, removeScript, type HostScriptInputs } from "../../components/remote";
+import { applyScript, hostScriptProvider, removeScript, type HostScriptInputs } from "../../components/remote";
 
+/** Runs a script the way HostScript does on a host: `bash -s`, the script on standard input. */
 function runLocally(script: string): { code: number; stderr: string } {
     try {
-        execFileSync("bash", ["-c", asRoot(script, "root")], { stdio: ["ignore", "pipe", "pipe"] });
+        execFileSync("bash", ["-s"], { input: scriptInput(script), stdio: ["pipe", "pipe", "pipe"] });
         return { code: 0, stderr: "" };
     } catch (err) {
         const e = err as { status: number; stderr: Buffer };
@@ -62,9 +63,16 @@ describe("host scripts", () => {
         assert.ok(!fs.existsSync(`${dir}/a.conf`));
     });
 
-    it("non-root logins run the script through sudo", () => {
-        assert.match(asRoot("echo hi", "ubuntu"), /^sudo -n bash -c/);
-        assert.match(asRoot("echo hi", "root"), /^bash -c/);
+    it("non-root logins run the script through sudo; the script never appears on a command line", () => {
+        assert.strictEqual(rootShell("ubuntu"), "sudo -n bash -s");
+        assert.strictEqual(rootShell("root"), "bash -s");
+    });
+
+    it("a command inside the script that reads standard input cannot swallow the rest of the script", () => {
+        const marker = `${dir}/after-cat`;
+        const result = runLocally(applyScript({ description: "stdin", files: [], activate: ["cat > /dev/null", `touch ${marker}`] }));
+        assert.strictEqual(result.code, 0, result.stderr);
+        assert.ok(fs.existsSync(marker), "the step after `cat` did not run");
     });
 });
 
@@ -77,7 +85,9 @@ describe("HostScript provider", () => {
         const edited = await provider.diff("id", base, { ...base, create: "c2" });
         assert.deepStrictEqual([edited.changes, edited.replaces], [true, []]);
         const moved = await provider.diff("id", base, { ...base, connection: { ...base.connection, host: "10.0.0.2" } });
-        assert.deepStrictEqual([moved.changes, moved.replaces, moved.deleteBeforeReplace], [true, ["connection"], false]);
+        assert.deepStrictEqual([moved.changes, moved.replaces, moved.deleteBeforeReplace], [true, ["connection"], true]);
+        const newLogin = await provider.diff("id", base, { ...base, connection: { ...base.connection, user: "admin", port: 2222 } });
+        assert.deepStrictEqual([newLogin.changes, newLogin.replaces], [true, []], "same host, new login: update in place");
     });
 
     it("an unreachable host or a bad key fails with a message naming the host", async () => {
@@ -93,5 +103,7 @@ describe("HostScript provider", () => {
         m._compile(serialized.text, __filename);
         const revived = m.exports[serialized.exportName] as Required<pulumi.dynamic.ResourceProvider>;
         assert.strictEqual((await revived.diff("id", base, { ...base, create: "other" })).changes, true);
+        // create reaches the captured SSH code and its require("ssh2"):
+        await assert.rejects(revived.create({ ...base, connection: { host: "127.0.0.1", port: await freePort(), privateKey: "not a key" } }), /cannot connect to root@127\.0\.0\.1/);
     });
 });

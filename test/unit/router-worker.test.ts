@@ -130,5 +130,8 @@ describe("RouterWorker provider (sglang, 0.3.x /workers API)", () => {
         assert.strictEqual(api.workers.size, 1);
         await revived.delete(created.id, created.outs);
         assert.strictEqual(api.workers.size, 0);
+        // The SSH path too: the captured session code and its require("ssh2") work after the round trip.
+        const viaSsh = { ...inputs(base), adminBaseUrl: undefined, gateway: { host: "127.0.0.1", port: 1, privateKey: "not a key" } };
+        await assert.rejects(revived.create(viaSsh), /cannot connect to root@127\.0\.0\.1:1/);
     });
 });
