@@ -3,7 +3,8 @@ import type { ZodIssue } from "zod";
 
 type PathPart = string | number;
 
-const secretKeys = new Set(["privateKey", "certificate", "tokens"]);
+/** Values under these keys are never echoed back: keys, certificates, tokens, and env (which holds HF_TOKEN and the like). */
+const secretKeys = new Set(["privateKey", "certificate", "tokens", "tls", "env"]);
 
 /** `["services", 1, "replicas"]` → `services[1].replicas`. */
 export function formatPath(path: PathPart[]): string {

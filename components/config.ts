@@ -10,7 +10,7 @@ export type RouterType = (typeof routerTypes)[number];
 /** Highest replica index + 1 a service may have: each service owns a block of this many bridge ports. */
 export const maxReplicas = 64;
 /** Number of port slots; a service's slot fixes its router, metrics and bridge ports. */
-export const portSlots = 500;
+export const portSlots = 300;
 
 const dnsLabelPattern = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const domainPattern = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
@@ -176,7 +176,7 @@ export const serviceSchema = z
         router: serviceRouter.optional(),
         hosts: z.array(sshHost, { invalid_type_error: "expected a list of {host, port, user, privateKey}" }).min(1, "expected at least one host").optional(),
         instanceType: nonEmpty.optional(),
-        portSlot: z.number().int("expected a whole number").min(0).max(portSlots - 1, `expected a slot from 0 to ${portSlots - 1}`).optional(),
+        portSlot: z.number({ invalid_type_error: `expected a slot from 0 to ${portSlots - 1}` }).int(`expected a slot from 0 to ${portSlots - 1}`).min(0, `expected a slot from 0 to ${portSlots - 1}`).max(portSlots - 1, `expected a slot from 0 to ${portSlots - 1}`).optional(),
         readinessTimeoutSeconds: z.number().int("expected a whole number of seconds").min(1).max(7200).default(600),
     })
     .strict()

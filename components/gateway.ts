@@ -1,6 +1,6 @@
 // Gateway: a host, nginx, optional TLS, and the pinned router install that every service's router uses.
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, routerSchema, type RouterConfig } from "./config";
+import { ConfigError, routerSchema, type RouterConfig, type RouterPolicy } from "./config";
 import { formatIssues } from "./config-errors";
 import { createGatewayHost, type BackendArgs, type GatewayHost } from "./backends";
 import { hostFiles, HostScript, type ResolvedSshConnection } from "./remote";
@@ -13,7 +13,7 @@ export interface RouterArgs {
     /** Router implementation; `sglang` is the SGLang router. */
     type: "sglang";
     /** Load-balancing policy; default cache_aware. */
-    policy?: "cache_aware" | "round_robin" | "random" | "power_of_two";
+    policy?: RouterPolicy;
     /** Exact router package version; default 0.3.2. */
     version?: string;
     /** Package index the gateway installs from (for gateways without internet); default PyPI. */

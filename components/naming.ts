@@ -4,9 +4,10 @@ import { maxReplicas, portSlots } from "./config";
 /** First port of the router admin ports, one per slot. */
 export const routerPortBase = 10000;
 /** First port of the router metrics (Prometheus) ports, one per slot. */
-export const routerMetricsPortBase = 10500;
-/** First bridge port; each slot owns `maxReplicas` consecutive ports after it. */
-export const bridgePortBase = 20000;
+export const routerMetricsPortBase = 10300;
+/** First bridge port; each slot owns `maxReplicas` consecutive ports after it (up to 31199, below the
+ * Linux ephemeral range that starts at 32768, so a reload never races an outgoing connection for a port). */
+export const bridgePortBase = 12000;
 
 /** FNV-1a: stable across Node versions and machines, unlike anything seeded. */
 function fnv1a(text: string): number {
@@ -42,9 +43,9 @@ export function bridgePort(slot: number, index: number): number {
     return bridgePortBase + slot * maxReplicas + index;
 }
 
-/** Port of replica `index` on its host: replicas sharing a host get consecutive ports. */
-export function replicaPort(servicePort: number, index: number, hostCount: number): number {
-    return servicePort + Math.floor(index / Math.max(hostCount, 1));
+/** Replica `index` of replicas spread round-robin over `hostCount` hosts: the how-many-th on its host. */
+export function replicaPortOffset(index: number, hostCount: number): number {
+    return Math.floor(index / Math.max(hostCount, 1));
 }
 
 /** All on-host names for one service; one place so templates, scripts and tests agree. */
@@ -66,4 +67,13 @@ export function replicaPaths(service: string, index: number) {
         socket: `/run/sglang-gateway/${service}/replica-${index}.sock`,
         bridgeFile: `/etc/nginx/sglang-gateway/bridges/${service}-replica-${index}.conf`,
     };
+}
+
+/** nginx upstream names; the prefixes keep a service called `chat-replica-0` apart from chat's bridge 0. */
+export function serviceUpstreamName(service: string): string {
+    return `sgw_service_${service.replace(/-/g, "_")}`;
+}
+
+export function bridgeUpstreamName(service: string, index: number): string {
+    return `sgw_bridge_${service.replace(/-/g, "_")}_${index}`;
 }

@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ReplicaPlacement } from "./backends";
 import type { Gateway } from "./gateway";
-import { bridgePort, replicaPaths, replicaPort } from "./naming";
+import { bridgePort, bridgeUpstreamName, replicaPaths } from "./naming";
 import { hostFiles, HostScript } from "./remote";
 import type { RouterWorkerResource } from "./routers";
 import { render } from "./templates";
@@ -31,14 +31,6 @@ export interface ReplicaArgs {
     readinessTimeoutSeconds: number;
 }
 
-/** systemd EnvironmentFile text: one NAME="value" per line. */
-export function environmentFile(env: Record<string, string>): string {
-    const quote = (v: string) => `"${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`;
-    return Object.entries(env)
-        .map(([k, v]) => `${k}=${quote(v)}\n`)
-        .join("");
-}
-
 export class Replica extends pulumi.ComponentResource {
     readonly index: number;
     /** Port of the model server on its host. */
@@ -60,14 +52,18 @@ export class Replica extends pulumi.ComponentResource {
         const paths = replicaPaths(service, index);
         const host = gateway.host.replicaHost({ service, index, port: args.port, parent: this }, args.placement);
         this.index = index;
-        this.port = replicaPort(args.port, index, host.hostCount);
+        this.port = args.port + host.portOffset;
         this.bridgePort = bridgePort(args.slot, index);
         this.reachMode = host.reach.mode;
 
         const envFile = `${paths.processDir}/env`;
         const runScript = `${paths.processDir}/run.sh`;
         const env = pulumi.all(args.env).apply((values) =>
-            environmentFile({ ...values, SERVICE_NAME: service, REPLICA_INDEX: String(index), MODEL: args.model, PORT: String(this.port) }),
+            render("systemd/replica.env.njk", {
+                service,
+                index,
+                env: { ...values, SERVICE_NAME: service, REPLICA_INDEX: String(index), MODEL: args.model, PORT: String(this.port) },
+            }),
         );
         this.process = hostFiles(
             `${name}-process`,
@@ -84,7 +80,9 @@ export class Replica extends pulumi.ComponentResource {
                             port: this.port,
                             image: args.image ?? "",
                             containerName: `sglang-gateway-${service}-${index}`,
-                            envFile,
+                            envNames: [...Object.keys(args.env), "SERVICE_NAME", "REPLICA_INDEX", "MODEL", "PORT"],
+                            // Tunnels end on the replica's loopback; direct mode dials its private address.
+                            publishAddress: host.reach.mode === "tunnel" ? "127.0.0.1" : "0.0.0.0",
                             commands: args.commands,
                             commandsText: args.commands.join("\n"),
                         }),
@@ -170,7 +168,7 @@ export class Replica extends pulumi.ComponentResource {
                                 index,
                                 bridgePort: this.bridgePort,
                                 target,
-                                upstreamName: `sgw_${service.replace(/-/g, "_")}_replica_${index}`,
+                                upstreamName: bridgeUpstreamName(service, index),
                                 readTimeoutSeconds: 3600,
                             }),
                         ),

@@ -1,5 +1,6 @@
 // Decides what a service's nginx server block contains: locations, rate-limit zones, upstream.
 import type { RateLimitConfig } from "./config";
+import { serviceUpstreamName } from "./naming";
 import { render } from "./templates";
 
 export interface PathAllowList {
@@ -95,7 +96,7 @@ export function serverBlockText(input: ServerBlockInput): string {
         auth: input.auth,
         tokenPatterns: input.tokens.map((t) => `~^Bearer ${t.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`),
         authVariable: `$sgw_${variableName}_authorized`,
-        upstreamName: `sgw_${variableName}`,
+        upstreamName: serviceUpstreamName(input.service),
         upstreamServers: input.upstreamServers,
         zones,
         locations: planLocations(allow, zones),

@@ -30,6 +30,7 @@ function env(): nunjucks.Environment {
             lstripBlocks: true,
         });
         environment.addFilter("shq", shellQuote);
+        environment.addFilter("systemdQuote", (v: string) => `"${String(v).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`);
         environment.addFilter("nginxString", (v: string) => `'${String(v).replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`);
     }
     return environment;

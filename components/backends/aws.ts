@@ -67,7 +67,8 @@ export function awsGatewayHost(name: string, domain: pulumi.Input<string>, args:
             keyName: keyPair.keyName,
             tags: { Name: `${name}-gateway`, "sglang-gateway": name },
         },
-        opts,
+        // The AMI lookup moves when Canonical publishes an image; that must not replace a running host.
+        { ...opts, ignoreChanges: ["ami"] },
     );
     const eip = new aws.ec2.Eip(`${name}-gateway`, { instance: instance.id, domain: "vpc", tags: { Name: `${name}-gateway` } }, opts);
     if (args.zoneId) {
@@ -107,13 +108,13 @@ export function awsGatewayHost(name: string, domain: pulumi.Input<string>, args:
                     keyName: keyPair.keyName,
                     tags: { Name: `${name}-${request.service}-replica-${request.index}`, "sglang-gateway": name },
                 },
-                { parent: request.parent, provider },
+                { parent: request.parent, provider, ignoreChanges: ["ami"] },
             );
             return {
                 // Replicas have no public SSH: the gateway is the bastion.
                 connection: { host: replica.privateIp, port: 22, user, privateKey: args.privateKey, proxy: connection },
                 reach: { mode: "direct", address: replica.privateIp },
-                hostCount: 1,
+                portOffset: 0,
             };
         },
     };

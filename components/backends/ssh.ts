@@ -1,6 +1,7 @@
 // The ssh backend: an existing gateway host, and existing replica hosts, reached over SSH.
 import * as pulumi from "@pulumi/pulumi";
 import type { ResolvedSshConnection } from "../remote";
+import { replicaPortOffset } from "../naming";
 import type { GatewayHost, ReplicaHost, ReplicaHostRequest, ReplicaPlacement } from "./types";
 
 export interface SshBackendArgs {
@@ -34,7 +35,7 @@ export function sshGatewayHost(args: SshBackendArgs): GatewayHost {
             return {
                 connection: { host: chosen.host, port, user, privateKey },
                 reach: { mode: "tunnel", host: chosen.host, port, user, privateKey },
-                hostCount: hosts.length,
+                portOffset: replicaPortOffset(request.index, hosts.length),
             };
         },
     };

@@ -13,8 +13,8 @@ export interface ReplicaHost {
     /** SSH access to the host the replica runs on. */
     connection: SshConnection;
     reach: ReplicaReach;
-    /** How many replicas of the service share a host at most (fixes the replica's port). */
-    hostCount: number;
+    /** Added to the service port: replicas sharing a host need ports of their own. */
+    portOffset: number;
 }
 
 export interface ReplicaHostRequest {

@@ -7,6 +7,10 @@ export function main() {
     const config = new pulumi.Config();
     const vpc = new aws.ec2.Vpc("platform", { cidrBlock: "10.40.0.0/16", enableDnsHostnames: true });
     const subnet = new aws.ec2.Subnet("platform-gpu", { vpcId: vpc.id, cidrBlock: "10.40.1.0/24", mapPublicIpOnLaunch: true });
+    // A public subnet: the gateway's elastic IP needs a route to an internet gateway.
+    const internet = new aws.ec2.InternetGateway("platform", { vpcId: vpc.id });
+    const routes = new aws.ec2.RouteTable("platform-public", { vpcId: vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", gatewayId: internet.id }] });
+    new aws.ec2.RouteTableAssociation("platform-gpu", { subnetId: subnet.id, routeTableId: routes.id });
     const zone = new aws.route53.Zone("platform", { name: "llm.example.com" });
 
     const gateway = new Gateway("llm", {

@@ -13,6 +13,8 @@
 #   iproute2          - ip netns / veth / bridge
 #   openssh-client    - ssh, ssh-keygen
 #   curl, python3     - health checks, the wheel file server
+#   python3-venv, -pip - scripts/setup/router.sh downloads wheels and builds the router venv
+#   openssl           - the tests make self-signed certificates
 #
 # The host nginx *service* is never left running or enabled: we only need the
 # binary. A temporary policy-rc.d stops dpkg from starting it at all.
@@ -23,7 +25,7 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
-PACKAGES=(nginx debootstrap systemd-container iproute2 openssh-client curl python3)
+PACKAGES=(nginx debootstrap systemd-container iproute2 openssh-client curl openssl python3 python3-venv python3-pip)
 
 installed() {
   [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]

@@ -1,6 +1,7 @@
 // The bad-config catalog: every message names the exact path; a good config parses with its defaults.
 import * as assert from "assert";
 import { ConfigError, parseStackConfig } from "../../components";
+import { portSlots } from "../../components/config";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -65,7 +66,7 @@ const catalog: Case[] = [
     ["policy override without a gateway router", (s) => { delete gw(s).router; svc(s).router = { policy: "random" }; }, "services[0].router", /needs a router on the gateway/],
     ["services not a list", (s) => ((s as Record<string, unknown>).services = { name: "chat" }), "services", /list of services/],
     ["unknown top-level key", (s) => ((s as Record<string, unknown>).gatway = {}), "gatway", /unknown key/],
-    ["portSlot out of range", (s) => (svc(s).portSlot = 500), "services[0].portSlot", /0 to 499/],
+    ["portSlot out of range", (s) => (svc(s).portSlot = 300), "services[0].portSlot", /0 to 299/],
 ];
 
 function problemsOf(raw: unknown): string[] {
@@ -157,6 +158,6 @@ describe("config validation", () => {
         const clash = names.find((n) => n !== first && portSlot(n) === portSlot(first)) as string;
         const base = parseStackConfig(sshStack(1)).services[0];
         assert.throws(() => checkPortSlots([{ ...base, name: first }, { ...base, name: clash }]), /services\[1\]\.portSlot: .*already taken by services\[0\]/);
-        checkPortSlots([{ ...base, name: first }, { ...base, name: clash, portSlot: (portSlot(first) + 1) % 500 }]);
+        checkPortSlots([{ ...base, name: first }, { ...base, name: clash, portSlot: (portSlot(first) + 1) % portSlots }]);
     });
 });

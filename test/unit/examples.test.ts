@@ -43,8 +43,8 @@ describe("examples", () => {
     });
 
     it("aws: the example stack config passes validation", () => {
-        const yaml = require("js-yaml") as { load(text: string): { config: Record<string, unknown> } };
-        const { config } = yaml.load(fs.readFileSync(path.join(root, "examples", "aws", "Pulumi.aws.yaml"), "utf8"));
+        const yaml = require("js-yaml") as typeof import("js-yaml");
+        const { config } = yaml.load(fs.readFileSync(path.join(root, "examples", "aws", "Pulumi.aws.yaml"), "utf8")) as { config: Record<string, unknown> };
         const gateway = { ...(config["sglang-gateway:gateway"] as object), privateKey: testKey };
         const parsed = parseStackConfig({ gateway, services: config["sglang-gateway:services"], tokens: { "sglang-service": ["tok-0123456789abcdef"] } });
         assert.strictEqual(parsed.services[0].replicas, 2);

@@ -7,7 +7,7 @@ import * as path from "path";
 import { serverBlockText, planLocations, rateLimitZones, nginxRate, type ServerBlockInput } from "../../components/server-block";
 import { sglangRouter } from "../../components/routers/sglang";
 import { render } from "../../components/templates";
-import { bridgePort } from "../../components/naming";
+import { bridgePort, bridgeUpstreamName } from "../../components/naming";
 import { nginxTest } from "../helpers/nginx";
 
 const base: ServerBlockInput = {
@@ -24,7 +24,7 @@ function bridges(count: number): Record<string, string> {
     return Object.fromEntries(
         Array.from({ length: count }, (_, i) => [
             `chat-replica-${i}.conf`,
-            render("nginx/bridge.conf.njk", { service: "chat", index: i, bridgePort: bridgePort(42, i), target: `unix:/run/sglang-gateway/chat/replica-${i}.sock`, upstreamName: `sgw_chat_replica_${i}`, readTimeoutSeconds: 3600 }),
+            render("nginx/bridge.conf.njk", { service: "chat", index: i, bridgePort: bridgePort(42, i), target: `unix:/run/sglang-gateway/chat/replica-${i}.sock`, upstreamName: bridgeUpstreamName("chat", i), readTimeoutSeconds: 3600 }),
         ]),
     );
 }
@@ -51,7 +51,7 @@ describe("nginx templates (real nginx -t)", () => {
         assert.match(text, /limit_req_zone \$binary_remote_addr zone=sgw_chat_1:10m rate=30r\/m;/);
         assert.match(text, /'~\^Bearer tok-aaaaaaaa\$' 1;/);
         assert.match(text, /location \/ \{\s+return 403/);
-        assert.match(text, /proxy_pass http:\/\/sgw_chat;/);
+        assert.match(text, /proxy_pass http:\/\/sgw_service_chat;/);
     });
 
     it("service block without a router: the upstream lists the replicas and everything is passed", () => {
@@ -105,6 +105,11 @@ describe("nginx templates (real nginx -t)", () => {
         const other = serverBlockText({ ...base, service: "code", serverName: "code.example.com", rateLimits: [{ prefix: "/", rps: 1, burst: 0, key: "ip" }] });
         const chat = serverBlockText({ ...base, rateLimits: [{ prefix: "/", rps: 1, burst: 0, key: "ip" }] });
         nginxTest({ services: { "chat.conf": chat, "code.conf": other } });
+    });
+
+    it("a service named like another's bridge (chat-replica-0) does not clash with it", () => {
+        const other = serverBlockText({ ...base, service: "chat-replica-0", serverName: "chat-replica-0.example.com" });
+        nginxTest({ services: { "chat.conf": serverBlockText(base), "chat-replica-0.conf": other }, bridges: bridges(1) });
     });
 
     it("a broken config fails nginx -t (the check is real)", () => {
