@@ -19,6 +19,7 @@ interface Answer {
     status: number;
     body: string;
     worker?: string;
+    seconds?: number;
 }
 
 function stackConfig(replicas: number) {
@@ -39,7 +40,7 @@ function stackConfig(replicas: number) {
                 name: "chat",
                 port: 8000,
                 model: "fake-model",
-                commands: ['exec /usr/bin/node /opt/sglang-gateway-fixtures/fake-worker.js --host 127.0.0.1 --port "$PORT" --name "$(hostname)-replica-$REPLICA_INDEX" --model "$MODEL"'],
+                commands: ['exec /usr/bin/node /opt/sglang-gateway-fixtures/fake-worker.js --host 127.0.0.1 --port "$PORT" --name "$(hostname)-replica-$REPLICA_INDEX" --model "$MODEL" --tokens-per-second 20'],
                 replicas,
                 readinessTimeoutSeconds: 60,
                 hosts: [{ host: state.hosts.r1.address }, { host: state.hosts.r2.address }],
@@ -50,9 +51,16 @@ function stackConfig(replicas: number) {
 }
 
 /** A chat completion through the gateway's public listener, with the service's Host header. */
-function chat(options: { stream?: boolean; withToken?: boolean } = {}): Promise<Answer> {
+function chat(options: { stream?: boolean; withToken?: boolean; tokens?: number } = {}): Promise<Answer> {
     const gateway = sandboxState().hosts.gw.address;
-    const body = JSON.stringify({ model: "fake-model", messages: [{ role: "user", content: "hello" }], max_tokens: 4, stream: options.stream ?? false });
+    const started = Date.now();
+    const body = JSON.stringify({
+        model: "fake-model",
+        messages: [{ role: "user", content: "hello" }],
+        max_tokens: options.tokens ?? 4,
+        ...(options.tokens ? { ignore_eos: true } : {}),
+        stream: options.stream ?? false,
+    });
     return new Promise((resolve, reject) => {
         const req = http.request(
             {
@@ -70,7 +78,7 @@ function chat(options: { stream?: boolean; withToken?: boolean } = {}): Promise<
             (res) => {
                 let text = "";
                 res.on("data", (c) => (text += c));
-                res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text, worker: res.headers["x-fake-worker"] as string | undefined }));
+                res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text, worker: res.headers["x-fake-worker"] as string | undefined, seconds: (Date.now() - started) / 1000 }));
             },
         );
         req.on("timeout", () => req.destroy(new Error("request timed out")));
@@ -200,12 +208,22 @@ describe("e2e on sandbox hosts: real engine, router, nginx, sshd, systemd", func
         project.setConfig(stackConfig(1));
         const before = await adminCalls();
         const routerPid = (await pids()).router;
+        // Long streams (300 tokens at 20/s) on every replica, open while their replicas are removed.
+        const longStreams = Promise.all(Array.from({ length: 6 }, () => chat({ stream: true, tokens: 300 }).catch((err: Error) => ({ status: 0, body: err.message }) as Answer)));
+        await new Promise((r) => setTimeout(r, 500));
         const { answers } = await underLoad(() => project.up());
+        const streams = await longStreams;
         const after = await adminCalls();
         assert.strictEqual(after.deletes - before.deletes, 2, "exactly two DELETE /workers/{id}");
         assert.strictEqual(after.posts - before.posts, 0);
         assert.strictEqual((await pids()).router, routerPid);
         assert.ok(answers.length > 0 && answers.every((a) => a.status === 200), `failed requests during scale-down: ${JSON.stringify(answers.filter((a) => a.status !== 200).slice(0, 5))}`);
+        for (const stream of streams) {
+            assert.strictEqual(stream.status, 200, stream.body.slice(-300));
+            assert.ok(stream.body.trimEnd().endsWith("data: [DONE]"), `a stream was cut: ...${stream.body.slice(-200)}`);
+            assert.ok((stream.seconds ?? 0) >= 10, `stream too short to overlap the scale-down: ${stream.seconds} s`);
+        }
+        assert.deepStrictEqual(new Set(streams.map((s) => s.worker)).size, 3, "the long streams ran on all three replicas, removed ones included");
         assert.deepStrictEqual((await workers()).length, 1);
 
         const gateway = await onHost("gw", "ls /etc/nginx/sglang-gateway/bridges/ /run/sglang-gateway/chat/; systemctl list-units --all --plain --no-legend 'sglang-gateway-tunnel-*' | cut -d' ' -f1");
