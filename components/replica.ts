@@ -152,6 +152,7 @@ export class Replica extends pulumi.ComponentResource {
             this.target = pulumi.interpolate`${reach.address}:${this.port}`;
         }
 
+        const drainPids = `/run/sglang-gateway/drain-${service}-replica-${index}.pids`;
         // Without a router, the service's own upstream lists the replicas: no bridge needed.
         this.bridge = gateway.router && hostFiles(
             `${name}-bridge`,
@@ -175,8 +176,10 @@ export class Replica extends pulumi.ComponentResource {
                     },
                 ],
                 activate: ["nginx -t", "systemctl reload nginx"],
+                // In-flight requests through this bridge finish before the tunnel and the process go.
+                deactivate: [render("scripts/nginx-workers.sh.njk", { pidsFile: drainPids })],
                 afterRemove: ["nginx -t && systemctl reload nginx"],
-                drain: [render("scripts/nginx-drain.sh.njk", { seconds: 120 })],
+                drain: [render("scripts/nginx-drain.sh.njk", { seconds: 120, pidsFile: drainPids })],
             },
             { parent: this, dependsOn: [this.tunnel ?? this.process] },
         );

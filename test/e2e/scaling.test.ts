@@ -78,7 +78,10 @@ function chat(options: { stream?: boolean; withToken?: boolean; tokens?: number 
             (res) => {
                 let text = "";
                 res.on("data", (c) => (text += c));
-                res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text, worker: res.headers["x-fake-worker"] as string | undefined, seconds: (Date.now() - started) / 1000 }));
+                const answer = () => ({ status: res.statusCode ?? 0, body: text, worker: res.headers["x-fake-worker"] as string | undefined, seconds: (Date.now() - started) / 1000 });
+                res.on("end", () => resolve(answer()));
+                // A response cut mid-way ends without "end": report it as a cut, never hang.
+                res.on("close", () => (res.complete ? undefined : resolve({ ...answer(), status: -1, body: `${text}\n[cut after ${answer().seconds} s]` })));
             },
         );
         req.on("timeout", () => req.destroy(new Error("request timed out")));
