@@ -140,7 +140,8 @@ export class Replica extends pulumi.ComponentResource {
                         render("scripts/wait-socket.sh.njk", { socket: paths.socket, seconds: 30, what: `tunnel to ${service} replica ${index}`, unit: paths.tunnelUnit }),
                     ],
                     rollback: ["systemctl daemon-reload"],
-                    deactivate: [`systemctl disable --now ${paths.tunnelUnit}`],
+                    // Without a router the server block's reload retired the workers earlier; let them finish first.
+                    deactivate: [render("scripts/nginx-drain-retired.sh.njk", { seconds: 120 }), `systemctl disable --now ${paths.tunnelUnit}`],
                     afterRemove: ["systemctl daemon-reload"],
                     removePaths: [paths.socket, knownHostsFile],
                 },
