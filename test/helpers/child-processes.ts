@@ -29,3 +29,11 @@ export function track(child: ChildProcess): void {
     live.add(child);
     child.once("exit", () => live.delete(child));
 }
+
+/** SIGTERM to the group, SIGKILL after `timeoutMs`; resolves once `exited` does. */
+export async function terminate(child: ChildProcess, exited: Promise<void>, timeoutMs: number): Promise<void> {
+    killGroup(child, "SIGTERM");
+    const timer = setTimeout(() => killGroup(child, "SIGKILL"), timeoutMs);
+    await exited;
+    clearTimeout(timer);
+}

@@ -14,7 +14,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
-import { killGroup, track } from "./child-processes";
+import { terminate, track } from "./child-processes";
 
 const REPO = path.resolve(__dirname, "..", "..");
 export const FAKE_WORKER_TS = path.join(REPO, "test", "fixtures", "fake-worker.ts");
@@ -119,10 +119,7 @@ export async function startFakeWorker(opts: FakeWorkerSpawnOptions = {}): Promis
 
   const stop = async (timeoutMs = 5000): Promise<void> => {
     if (exited !== undefined) return;
-    killGroup(child, "SIGTERM");
-    const t = setTimeout(() => killGroup(child, "SIGKILL"), timeoutMs);
-    await exitPromise;
-    clearTimeout(t);
+    await terminate(child, exitPromise, timeoutMs);
   };
   const fail = async (why: string): Promise<never> => {
     await stop(1000);

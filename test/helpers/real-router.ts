@@ -15,7 +15,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { gatewayCacheDir } from "./cache";
 import { freePort } from "./ports";
-import { killGroup, track } from "./child-processes";
+import { terminate, track } from "./child-processes";
 
 export const ROUTER_VERSION = "0.3.2";
 
@@ -191,10 +191,7 @@ async function startOnce(opts: RealRouterOptions): Promise<RealRouter> {
   const url = `http://127.0.0.1:${port}`;
   const stop = async (timeoutMs = 10_000): Promise<void> => {
     if (exited !== undefined) return;
-    killGroup(child, "SIGTERM");
-    const t = setTimeout(() => killGroup(child, "SIGKILL"), timeoutMs);
-    await exitPromise;
-    clearTimeout(t);
+    await terminate(child, exitPromise, timeoutMs);
   };
 
   // wait for GET /health == 200
