@@ -40,3 +40,9 @@ function env(): nunjucks.Environment {
 export function render(name: string, data: object): string {
     return env().render(name, data);
 }
+
+/** A data file shipped under templates/ (e.g. pinned requirements), or undefined when there is none. */
+export function templateFile(name: string): string | undefined {
+    const file = path.join(templatesDir(), name);
+    return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : undefined;
+}

@@ -1,6 +1,6 @@
 // The SGLang router (PyPI `sglang-router`): install, launch, public paths, worker registration.
 import * as pulumi from "@pulumi/pulumi";
-import { render, shellQuote } from "../templates";
+import { render, shellQuote, templateFile } from "../templates";
 import type { Router, RouterInstallOptions, RouterLaunch, RouterLaunchOptions, RouterWorkerArgs } from "./types";
 import { SglangRouterWorker } from "./sglang-worker";
 
@@ -61,6 +61,8 @@ export const sglangRouter: Router = {
             render("scripts/sglang-router-install.sh.njk", {
                 venv: sglangVenv(options.version),
                 requirement: sglangRouter.requirement(options),
+                // The router's dependencies pinned too, for the versions we ship a closure for.
+                constraints: templateFile(`routers/${packageName}-${options.version}.constraints.txt`) ?? "",
                 indexUrl: options.indexUrl ?? "",
                 // pip refuses a plain-HTTP index on another host unless it is trusted by name.
                 trustedHost: options.indexUrl?.startsWith("http://") ? new URL(options.indexUrl).hostname : "",

@@ -32,36 +32,10 @@ ROUTER_VERSION=0.3.2
 PY_TAG=311                       # CPython 3.11: host pyenv 3.11 and Debian bookworm python3 3.11
 MAX_GLIBC=${SGLANG_GATEWAY_MAX_GLIBC:-2.36}
 
-# The full dependency closure of sglang-router==0.3.2, pinned so the host venv and every
-# gateway get the same bits. Refresh: `pip download sglang-router==0.3.2 -d /tmp/x` and copy
-# the versions (then run with --force).
-CONSTRAINTS='
-sglang-router==0.3.2
-aiohappyeyeballs==2.7.1
-aiohttp==3.14.5
-aiosignal==1.4.0
-annotated-doc==0.0.7
-annotated-types==0.8.0
-anyio==4.16.0
-attrs==26.1.0
-click==8.5.1
-fastapi==0.165.0
-frozenlist==1.8.0
-h11==0.16.0
-idna==3.20
-multidict==7.2.1
-opentelemetry-api==1.45.2
-orjson==3.13.0
-propcache==0.5.4
-pydantic==2.14.4
-pydantic-core==2.50.5
-setproctitle==1.3.8
-starlette==1.10.0
-typing-extensions==4.16.0
-typing-inspection==0.4.5
-uvicorn==0.54.0
-yarl==1.25.1
-'
+# The full dependency closure of the router, pinned so the host venv and every gateway get the
+# same bits: the library ships the same file to gateways (pip -c). Refresh: `pip download
+# sglang-router==X -d /tmp/x`, copy the versions into the file, then run with --force.
+CONSTRAINTS=$(cat "$(dirname "${BASH_SOURCE[0]}")/../../templates/routers/$ROUTER_PKG-$ROUTER_VERSION.constraints.txt")
 
 CACHE=${SGLANG_GATEWAY_CACHE:-$HOME/.cache/sglang-gateway}
 WHEELS=$CACHE/wheels
