@@ -40,6 +40,8 @@ export interface HostFilesArgs {
     removePaths?: string[];
     /** Shell lines run last on delete, without the host lock (bounded waits, e.g. request drain). */
     drain?: string[];
+    /** Shell lines run first on delete, before taking the host lock (bounded waits). */
+    waitFirst?: string[];
 }
 
 /** A heredoc delimiter that cannot occur in the content: it carries the content's hash. */
@@ -62,13 +64,14 @@ export function applyScript(args: Omit<HostFilesArgs, "files" | "connection"> & 
     });
 }
 
-export function removeScript(args: Pick<HostFilesArgs, "description" | "deactivate" | "afterRemove" | "removePaths" | "drain"> & { files: { path: string }[] }): string {
+export function removeScript(args: Pick<HostFilesArgs, "description" | "deactivate" | "afterRemove" | "removePaths" | "drain" | "waitFirst"> & { files: { path: string }[] }): string {
     return render("scripts/remove.sh.njk", {
         description: args.description,
         before: args.deactivate ?? [],
         paths: [...args.files.map((f) => f.path), ...(args.removePaths ?? [])],
         after: args.afterRemove ?? [],
         drain: args.drain ?? [],
+        waitFirst: args.waitFirst ?? [],
     });
 }
 
@@ -108,8 +111,10 @@ export const hostScriptProvider: pulumi.dynamic.ResourceProvider = {
     async diff(_id: string, olds: HostScriptInputs, news: HostScriptInputs) {
         // Another host is another resource. The old one is cleaned first: when both names reach the same
         // machine (an IP and its DNS name), deleting second would remove what the create just wrote.
-        // A new login user or port for the same host is an update in place.
-        const replaces = olds.connection.host !== news.connection.host ? ["connection"] : [];
+        // (Host and port name the machine: one IP may front several through port forwarding.)
+        // A new login user for the same machine is an update in place.
+        const machine = (c: SshTarget) => `${c.host}:${c.port ?? 22}`;
+        const replaces = machine(olds.connection) !== machine(news.connection) ? ["connection"] : [];
         const changes =
             replaces.length > 0 ||
             olds.create !== news.create ||

@@ -57,6 +57,7 @@ export class Replica extends pulumi.ComponentResource {
         this.reachMode = host.reach.mode;
 
         const envFile = `${paths.processDir}/env`;
+        const containerName = `sglang-gateway-${service}-${index}`;
         const runScript = `${paths.processDir}/run.sh`;
         const env = pulumi.all(args.env).apply((values) =>
             render("systemd/replica.env.njk", {
@@ -79,7 +80,7 @@ export class Replica extends pulumi.ComponentResource {
                             index,
                             port: this.port,
                             image: args.image ?? "",
-                            containerName: `sglang-gateway-${service}-${index}`,
+                            containerName,
                             envNames: [...Object.keys(args.env), "SERVICE_NAME", "REPLICA_INDEX", "MODEL", "PORT"],
                             // Tunnels end on the replica's loopback; direct mode dials its private address.
                             publishAddress: host.reach.mode === "tunnel" ? "127.0.0.1" : "0.0.0.0",
@@ -96,7 +97,8 @@ export class Replica extends pulumi.ComponentResource {
                 ],
                 activate: ["systemctl daemon-reload", `systemctl enable ${paths.processUnit}`, `systemctl restart ${paths.processUnit}`],
                 rollback: ["systemctl daemon-reload"],
-                deactivate: [`systemctl disable --now ${paths.processUnit}`],
+                // docker run's client may die before its container does; the container goes explicitly.
+                deactivate: [`systemctl disable --now ${paths.processUnit}`, ...(args.image ? [`docker rm -f ${containerName}`] : [])],
                 // The service's and the library's directories go with their last replica on this host.
                 afterRemove: ["systemctl daemon-reload", `rmdir --ignore-fail-on-non-empty ${paths.processDir.replace(/\/[^/]+$/, "")} /opt/sglang-gateway`],
                 removePaths: [paths.processDir],
@@ -140,8 +142,10 @@ export class Replica extends pulumi.ComponentResource {
                         render("scripts/wait-socket.sh.njk", { socket: paths.socket, seconds: 30, what: `tunnel to ${service} replica ${index}`, unit: paths.tunnelUnit }),
                     ],
                     rollback: ["systemctl daemon-reload"],
-                    // Without a router the server block's reload retired the workers earlier; let them finish first.
-                    deactivate: [render("scripts/nginx-drain-retired.sh.njk", { seconds: 120 }), `systemctl disable --now ${paths.tunnelUnit}`],
+                    // Without a router the server block's reload retired nginx workers earlier; let them finish first.
+                    // (With a router, the bridge's own drain has already waited for its requests.)
+                    waitFirst: gateway.router ? [] : [render("scripts/nginx-drain-retired.sh.njk", { seconds: 120 })],
+                    deactivate: [`systemctl disable --now ${paths.tunnelUnit}`],
                     afterRemove: ["systemctl daemon-reload"],
                     removePaths: [paths.socket, knownHostsFile],
                 },
@@ -179,7 +183,8 @@ export class Replica extends pulumi.ComponentResource {
                 activate: ["nginx -t", "systemctl reload nginx"],
                 // In-flight requests through this bridge finish before the tunnel and the process go.
                 deactivate: [render("scripts/nginx-workers.sh.njk", { pidsFile: drainPids })],
-                afterRemove: ["nginx -t && systemctl reload nginx"],
+                // No reload, no retired workers: then there is nothing to wait for.
+                afterRemove: [`nginx -t && systemctl reload nginx || rm -f ${drainPids}`],
                 drain: [render("scripts/nginx-drain.sh.njk", { seconds: 120, pidsFile: drainPids })],
             },
             { parent: this, dependsOn: [this.tunnel ?? this.process] },

@@ -67,7 +67,9 @@ export async function openSsh(target: SshTarget, attempts = 20): Promise<Client>
             return client;
         } catch (err) {
             bastion.end();
-            throw Object.assign(new Error(`cannot reach ${describeTarget(target)} through ${describeTarget(proxy)}: ${(err as Error).message}`), { retryable: true });
+            // A refused login stays final; a target not answering yet (or a failed hop) may pass.
+            const retryable = (err as { retryable?: boolean }).retryable ?? true;
+            throw Object.assign(new Error(`cannot reach ${describeTarget(target)} through ${describeTarget(proxy)}: ${(err as Error).message}`), { retryable });
         }
     });
 }

@@ -46,6 +46,9 @@ export function awsGatewayHost(name: string, domain: pulumi.Input<string>, args:
     const ami =
         args.ami ??
         aws.ec2.getAmiOutput({ mostRecent: true, owners: [canonicalOwner], filters: [{ name: "name", values: [ubuntuNamePattern] }] }, { parent, provider }).id;
+    // The looked-up AMI moves when Canonical publishes an image; that must not replace running hosts.
+    // An AMI the user names is honoured, changes included.
+    const amiDrift = args.ami ? [] : ["ami"];
     const keyPair = new aws.ec2.KeyPair(`${name}-key`, { publicKey: pulumi.output(args.privateKey).apply(publicKeyOf) }, opts);
     const gatewayGroup = new aws.ec2.SecurityGroup(
         `${name}-gateway`,
@@ -67,8 +70,7 @@ export function awsGatewayHost(name: string, domain: pulumi.Input<string>, args:
             keyName: keyPair.keyName,
             tags: { Name: `${name}-gateway`, "sglang-gateway": name },
         },
-        // The AMI lookup moves when Canonical publishes an image; that must not replace a running host.
-        { ...opts, ignoreChanges: ["ami"] },
+        { ...opts, ignoreChanges: amiDrift },
     );
     const eip = new aws.ec2.Eip(`${name}-gateway`, { instance: instance.id, domain: "vpc", tags: { Name: `${name}-gateway` } }, opts);
     if (args.zoneId) {
@@ -108,7 +110,7 @@ export function awsGatewayHost(name: string, domain: pulumi.Input<string>, args:
                     keyName: keyPair.keyName,
                     tags: { Name: `${name}-${request.service}-replica-${request.index}`, "sglang-gateway": name },
                 },
-                { parent: request.parent, provider, ignoreChanges: ["ami"] },
+                { parent: request.parent, provider, ignoreChanges: amiDrift },
             );
             return {
                 // Replicas have no public SSH: the gateway is the bastion.

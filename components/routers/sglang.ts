@@ -62,7 +62,7 @@ export const sglangRouter: Router = {
                 venv: sglangVenv(options.version),
                 requirement: sglangRouter.requirement(options),
                 // The router's dependencies pinned too, for the versions we ship a closure for.
-                constraints: templateFile(`routers/${packageName}-${options.version}.constraints.txt`) ?? "",
+                constraints: (templateFile(`routers/${packageName}-${options.version}.constraints.txt`) ?? "").replace(/([^\n])$/, "$1\n"),
                 indexUrl: options.indexUrl ?? "",
                 // pip refuses a plain-HTTP index on another host unless it is trusted by name.
                 trustedHost: options.indexUrl?.startsWith("http://") ? new URL(options.indexUrl).hostname : "",

@@ -54,6 +54,13 @@ describe("host scripts", () => {
         assert.ok(!fs.existsSync(`${dir}/added.conf`));
     });
 
+    it("an `exit` inside one removal step ends only that step", () => {
+        const marker = `${dir}/later-step-ran`;
+        const script = removeScript({ description: "test", files: [], deactivate: ["exit 3"], afterRemove: [`touch ${marker}`] });
+        assert.strictEqual(runLocally(script).code, 0);
+        assert.ok(fs.existsSync(marker));
+    });
+
     it("remove runs the deactivation, removes the files, and tolerates what is already gone", () => {
         fs.writeFileSync(`${dir}/a.conf`, "x");
         const marker = `${dir}/deactivated`;
@@ -86,8 +93,10 @@ describe("HostScript provider", () => {
         assert.deepStrictEqual([edited.changes, edited.replaces], [true, []]);
         const moved = await provider.diff("id", base, { ...base, connection: { ...base.connection, host: "10.0.0.2" } });
         assert.deepStrictEqual([moved.changes, moved.replaces, moved.deleteBeforeReplace], [true, ["connection"], true]);
-        const newLogin = await provider.diff("id", base, { ...base, connection: { ...base.connection, user: "admin", port: 2222 } });
-        assert.deepStrictEqual([newLogin.changes, newLogin.replaces], [true, []], "same host, new login: update in place");
+        const newLogin = await provider.diff("id", base, { ...base, connection: { ...base.connection, user: "admin" } });
+        assert.deepStrictEqual([newLogin.changes, newLogin.replaces], [true, []], "same machine, new login: update in place");
+        const newPort = await provider.diff("id", base, { ...base, connection: { ...base.connection, port: 2222 } });
+        assert.deepStrictEqual(newPort.replaces, ["connection"], "another port may be another machine behind one IP");
     });
 
     it("an unreachable host or a bad key fails with a message naming the host", async () => {
