@@ -115,8 +115,6 @@ export const gatewaySchema = z.discriminatedUnion("backend", [awsGateway, sshGat
         issue.code === "invalid_union_discriminator" ? { message: "expected a backend: aws or ssh" } : { message: ctx.defaultError },
 });
 export type GatewayConfig = z.output<typeof gatewaySchema>;
-export type AwsGatewayConfig = z.output<typeof awsGateway>;
-export type SshGatewayConfig = z.output<typeof sshGateway>;
 
 const sshHost = z
     .object({
@@ -127,7 +125,6 @@ const sshHost = z
         privateKeyPath: nonEmpty.optional(),
     })
     .strict();
-export type SshHostConfig = z.output<typeof sshHost>;
 
 const envList = z.union(
     [

@@ -51,7 +51,6 @@ export function replicaPortOffset(index: number, hostCount: number): number {
 /** All on-host names for one service; one place so templates, scripts and tests agree. */
 export function servicePaths(service: string) {
     return {
-        routerUnit: `sglang-gateway-router-${service}.service`,
         routerLogDir: `/var/log/sglang-gateway/${service}`,
         serverBlock: `/etc/nginx/sglang-gateway/services/${service}.conf`,
         socketDir: `/run/sglang-gateway/${service}`,

@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ReplicaPlacement } from "./backends";
 import type { Gateway } from "./gateway";
-import { bridgePort, bridgeUpstreamName, replicaPaths } from "./naming";
+import { bridgePort, bridgeUpstreamName, replicaPaths, servicePaths } from "./naming";
 import { hostFiles, HostScript } from "./remote";
 import type { RouterWorkerResource } from "./routers";
 import { render } from "./templates";
@@ -130,7 +130,7 @@ export class Replica extends pulumi.ComponentResource {
                                     keyFile: paths.tunnelKey,
                                     knownHostsFile,
                                     socket: paths.socket,
-                                    socketDir: paths.socket.replace(/\/[^/]+$/, ""),
+                                    socketDir: servicePaths(service).socketDir,
                                 }),
                             ),
                         },
