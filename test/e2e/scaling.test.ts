@@ -8,9 +8,9 @@ import * as http from "http";
 import * as https from "https";
 import * as os from "os";
 import * as path from "path";
-import { PulumiProject } from "../helpers/pulumi-cli";
-import { onHost, sandbox, sandboxState } from "../helpers/sandbox";
-import { chat, fakeWorkerCommand, serviceHost, token, underLoad, type Answer } from "../helpers/gateway-client";
+import type { PulumiProject } from "../helpers/pulumi-cli";
+import { onFreshSandbox, onHost, sandboxState } from "../helpers/sandbox";
+import { answeringWorkers, assertNothingLost, chat, fakeWorkerCommand, serviceHost, token, underLoad, whileStreaming } from "../helpers/gateway-client";
 
 const routerUnit = "sglang-gateway-router-chat.service";
 
@@ -81,34 +81,14 @@ const replicaUrn = (i: number) => new RegExp(`::chat-replica-${i}(-(process|tunn
 
 describe("e2e on sandbox hosts: real engine, router, nginx, sshd, systemd", function () {
     this.timeout(900000);
+    const stack = onFreshSandbox("e2e");
     let project: PulumiProject;
-
-    before(async () => {
-        // Fresh hosts: nothing from an earlier run or the demo may leak into these checks.
-        sandbox("down");
-        sandbox("up");
-        project = new PulumiProject("e2e");
-        await project.init();
-    });
-
-    after(async () => {
-        try {
-            sandbox("down");
-        } finally {
-            project?.remove();
-        }
-    });
+    beforeEach(() => (project = stack()));
 
     it("up with 2 replicas: requests with the token succeed and both replicas serve; no token is 401", async () => {
         project.setConfig(stackConfig(2));
         await project.up();
-        const seen = new Set<string>();
-        for (let i = 0; i < 4; i++) {
-            const answer = await chat({ stream: i % 2 === 1 });
-            assert.strictEqual(answer.status, 200, answer.body);
-            seen.add(answer.worker ?? "");
-        }
-        assert.deepStrictEqual([...seen].sort(), ["sgw-r1-replica-0", "sgw-r2-replica-1"]);
+        assert.deepStrictEqual(await answeringWorkers(4), ["sgw-r1-replica-0", "sgw-r2-replica-1"]);
         assert.strictEqual((await chat({ withToken: false })).status, 401);
     });
 
@@ -145,22 +125,14 @@ describe("e2e on sandbox hosts: real engine, router, nginx, sshd, systemd", func
         project.setConfig(stackConfig(1));
         const before = await adminCalls();
         const routerPid = (await pids()).router;
-        // Long streams (300 tokens at 20/s) on every replica, open while their replicas are removed.
-        const longStreams = Promise.all(Array.from({ length: 6 }, () => chat({ stream: true, tokens: 300 }).catch((err: Error) => ({ status: 0, body: err.message }) as Answer)));
-        await new Promise((r) => setTimeout(r, 500));
-        const { answers } = await underLoad(() => project.up());
-        const streams = await longStreams;
+        // Long streams on every replica, open while their replicas are removed.
+        const result = await whileStreaming(6, () => project.up());
         const after = await adminCalls();
         assert.strictEqual(after.deletes - before.deletes, 2, "exactly two DELETE /workers/{id}");
         assert.strictEqual(after.posts - before.posts, 0);
         assert.strictEqual((await pids()).router, routerPid);
-        assert.ok(answers.length > 0 && answers.every((a) => a.status === 200), `failed requests during scale-down: ${JSON.stringify(answers.filter((a) => a.status !== 200).slice(0, 5))}`);
-        for (const stream of streams) {
-            assert.strictEqual(stream.status, 200, stream.body.slice(-300));
-            assert.ok(stream.body.trimEnd().endsWith("data: [DONE]"), `a stream was cut: ...${stream.body.slice(-200)}`);
-            assert.ok((stream.seconds ?? 0) >= 10, `stream too short to overlap the scale-down: ${stream.seconds} s`);
-        }
-        assert.deepStrictEqual(new Set(streams.map((s) => s.worker)).size, 3, "the long streams ran on all three replicas, removed ones included");
+        assertNothingLost(result);
+        assert.deepStrictEqual(new Set(result.streams.map((s) => s.worker)).size, 3, "the long streams ran on all three replicas, removed ones included");
         assert.deepStrictEqual((await workers()).length, 1);
 
         const gateway = await onHost("gw", "ls /etc/nginx/sglang-gateway/bridges/ /run/sglang-gateway/chat/; systemctl list-units --all --plain --no-legend 'sglang-gateway-tunnel-*' | cut -d' ' -f1");

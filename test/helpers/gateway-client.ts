@@ -75,3 +75,40 @@ export async function underLoad<T>(work: () => Promise<T>): Promise<{ result: T;
     }
 }
 
+
+/** Which replicas answer `count` requests (plain and streamed in turn); every answer must be a 200. */
+export async function answeringWorkers(count: number): Promise<string[]> {
+    const seen = new Set<string>();
+    for (let i = 0; i < count; i++) {
+        const answer = await chat({ stream: i % 2 === 1 });
+        if (answer.status !== 200) {
+            throw new Error(`request ${i} answered ${answer.status}: ${answer.body.slice(0, 300)}`);
+        }
+        seen.add(answer.worker ?? "");
+    }
+    return [...seen].sort();
+}
+
+/** Runs `change` with `count` long streams (300 tokens at 20/s, ~15 s) open and a request loop going. */
+export async function whileStreaming(count: number, change: () => Promise<unknown>): Promise<{ streams: Answer[]; answers: Answer[] }> {
+    const open = Promise.all(Array.from({ length: count }, () => chat({ stream: true, tokens: 300 }).catch((err: Error) => ({ status: 0, body: err.message }) as Answer)));
+    await new Promise((r) => setTimeout(r, 500));
+    const { answers } = await underLoad(change);
+    return { streams: await open, answers };
+}
+
+/** Nothing lost: every loop request a 200, every stream complete to `data: [DONE]` and long enough to overlap the change. */
+export function assertNothingLost(result: { streams: Answer[]; answers: Answer[] }): void {
+    const failed = result.answers.filter((a) => a.status !== 200);
+    if (result.answers.length === 0 || failed.length > 0) {
+        throw new Error(`failed requests during the change: ${JSON.stringify(failed.slice(0, 5))}`);
+    }
+    for (const stream of result.streams) {
+        if (stream.status !== 200 || !stream.body.trimEnd().endsWith("data: [DONE]")) {
+            throw new Error(`a stream was cut (status ${stream.status}): ...${stream.body.slice(-300)}`);
+        }
+        if ((stream.seconds ?? 0) < 10) {
+            throw new Error(`stream too short to overlap the change: ${stream.seconds} s`);
+        }
+    }
+}

@@ -3,6 +3,7 @@ import { execFile, execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { gatewayCacheDir } from "./cache";
+import { PulumiProject } from "./pulumi-cli";
 
 const repo = path.resolve(__dirname, "..", "..");
 const cache = gatewayCacheDir();
@@ -32,4 +33,26 @@ export function onHost(host: "gw" | "r1" | "r2", command: string): Promise<strin
             err ? reject(new Error(`${host}: ${command}: ${err.message}\n${stderr}`)) : resolve(stdout),
         ),
     );
+}
+
+/**
+ * Mocha hooks for a suite on fresh sandbox hosts with its own stack: before, hosts down and up again
+ * (nothing from an earlier run or the demo leaks in) and a new project; after, always, hosts down.
+ */
+export function onFreshSandbox(stack: string): () => PulumiProject {
+    let project: PulumiProject | undefined;
+    before(async () => {
+        sandbox("down");
+        sandbox("up");
+        project = new PulumiProject(stack);
+        await project.init();
+    });
+    after(() => {
+        try {
+            sandbox("down");
+        } finally {
+            project?.remove();
+        }
+    });
+    return () => project as PulumiProject;
 }
