@@ -50,7 +50,7 @@ export class Replica extends pulumi.ComponentResource {
         super(replicaType, name, {}, opts);
         const { service, index, gateway } = args;
         const paths = replicaPaths(service, index);
-        const host = gateway.host.replicaHost({ service, index, port: args.port, parent: this }, args.placement);
+        const host = gateway.host.replicaHost({ service, index, parent: this }, args.placement);
         this.index = index;
         this.port = args.port + host.portOffset;
         this.bridgePort = bridgePort(args.slot, index);

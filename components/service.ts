@@ -99,11 +99,11 @@ export class Service extends pulumi.ComponentResource {
                     description: `router of service ${name}`,
                     files: launch.files,
                     activate: [
-                        launch.waitReady[0],
+                        ...launch.prepare,
                         "systemctl daemon-reload",
                         `systemctl enable ${launch.unitName}`,
                         `systemctl restart ${launch.unitName}`,
-                        ...launch.waitReady.slice(1),
+                        ...launch.waitReady,
                     ],
                     rollback: ["systemctl daemon-reload"],
                     deactivate: [`systemctl disable --now ${launch.unitName}`],

@@ -20,8 +20,6 @@ export interface ReplicaHost {
 export interface ReplicaHostRequest {
     service: string;
     index: number;
-    /** The model server port on its host. */
-    port: number;
     /** The Replica component: anything the backend creates for this replica is its child. */
     parent: pulumi.ComponentResource;
 }

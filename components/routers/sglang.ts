@@ -95,8 +95,8 @@ export const sglangRouter: Router = {
                     content: render("systemd/router.service.njk", { routerName: "sglang", service: options.service, startScript }),
                 },
             ],
+            prepare: [`mkdir -p ${shellQuote(options.logDir)} ${shellQuote(workersDir)}`],
             waitReady: [
-                `mkdir -p ${shellQuote(options.logDir)} ${shellQuote(workersDir)}`,
                 render("scripts/wait-http.sh.njk", { url: `http://127.0.0.1:${options.port}/health`, seconds: 60, what: `the sglang router of ${options.service}`, unit: unitName }),
             ],
         };

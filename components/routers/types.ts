@@ -25,6 +25,8 @@ export interface RouterLaunchOptions {
 export interface RouterLaunch {
     unitName: string;
     files: { path: string; content: string; mode: string }[];
+    /** Shell lines run before the router starts (its directories). */
+    prepare: string[];
     /** Shell lines that succeed once the router answers (bounded). */
     waitReady: string[];
     /** Directory the start script reads registered worker URLs from. */
