@@ -1,11 +1,10 @@
 // The stack program: gateway and services from stack config (see README, "Configuration").
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, fromStackConfig } from "./components";
-import { readStackConfig } from "./components/stack";
+import { buildStack, ConfigError, readStackConfig } from "./components";
 
 function build() {
     try {
-        return fromStackConfig(readStackConfig());
+        return buildStack(readStackConfig());
     } catch (err) {
         // A config mistake is the user's to fix: show the problems, not a stack trace.
         throw err instanceof ConfigError ? new pulumi.RunError(err.message) : err;

@@ -1,21 +1,24 @@
 // The library's public surface.
-export { Gateway, gatewayType, type GatewayArgs, type RouterArgs, type TlsArgs } from "./gateway";
+export { Gateway, gatewayType, type GatewayArgs } from "./gateway";
 export { Service, serviceType, type ServiceArgs, type RateLimitArgs } from "./service";
 export { Replica, replicaType, type ReplicaArgs } from "./replica";
 export {
     ConfigError,
     parseStackConfig,
-    parseGatewayConfig,
-    parseServiceConfig,
-    routerPolicies,
-    maxReplicas,
+    parseGatewaySettings,
+    parseServiceSettings,
     type StackConfig,
     type GatewayConfig,
+    type GatewaySettings,
     type ServiceConfig,
-    type RouterConfig,
-    type RouterPolicy,
+    type ServiceSettings,
+    type ServiceSettingsArgs,
+    type RouterArgs,
+    type TlsArgs,
 } from "./config";
-export type { AwsBackendArgs, SshBackendArgs, BackendArgs } from "./backends";
-export type { SshConnection } from "./remote";
-export { sglangWorkerProvider, SglangRouterWorker } from "./routers/sglang-worker";
-export { fromStackConfig } from "./stack";
+export { maxReplicas, portSlots } from "./naming";
+export type { AwsGatewayArgs, AwsPlacementArgs, Backend, SshGatewayArgs, SshHostArgs, SshPlacementArgs } from "./backends";
+export type { SshConnection } from "./host-script";
+export { registerRouter, routerFor, type Router, type RouterSettings } from "./routers";
+export { sglangWorkerProvider, SglangRouterWorker } from "./routers/sglang/worker";
+export { buildStack, readStackConfig } from "./stack";

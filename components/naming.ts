@@ -1,11 +1,17 @@
-// Names, ports and paths: pure functions of (service, replica index), so they never shift.
-import { maxReplicas, portSlots } from "./config";
+// Every on-host name: unit names, files, directories, sockets, ports and nginx upstream names.
+// Pure functions of (service, replica index), so previews are exact and nothing ever shifts.
+// No other module spells a path under /etc, /opt, /run or /var; templates receive them as values.
 
-/** First port of the router admin ports, one per slot. */
+/** Highest replica index + 1 a service may have: each service owns a block of this many bridge ports. */
+export const maxReplicas = 64;
+/** Number of port slots (0 to portSlots - 1); a service's slot fixes its router, metrics and bridge ports. */
+export const portSlots = 300;
+
+/** First port of the router admin ports, one per slot (10000-10299). */
 export const routerPortBase = 10000;
-/** First port of the router metrics (Prometheus) ports, one per slot. */
+/** First port of the router metrics (Prometheus) ports, one per slot (10300-10599). */
 export const routerMetricsPortBase = 10300;
-/** First bridge port; each slot owns `maxReplicas` consecutive ports after it (up to 31199, below the
+/** First bridge port; each slot owns `maxReplicas` consecutive ports after it (12000-31199, below the
  * Linux ephemeral range that starts at 32768, so a reload never races an outgoing connection for a port). */
 export const bridgePortBase = 12000;
 
@@ -43,36 +49,98 @@ export function bridgePort(slot: number, index: number): number {
     return bridgePortBase + slot * maxReplicas + index;
 }
 
+/** The URL a router sends replica `index`'s requests to: its bridge on the gateway's loopback. */
+export function workerUrl(slot: number, index: number): string {
+    return `http://127.0.0.1:${bridgePort(slot, index)}`;
+}
+
 /** Replica `index` of replicas spread round-robin over `hostCount` hosts: the how-many-th on its host. */
 export function replicaPortOffset(index: number, hostCount: number): number {
     return Math.floor(index / Math.max(hostCount, 1));
 }
 
-/** All on-host names for one service; one place so templates, scripts and tests agree. */
+const etcDir = "/etc/sglang-gateway";
+const optDir = "/opt/sglang-gateway";
+const runDir = "/run/sglang-gateway";
+const stateDir = "/var/lib/sglang-gateway";
+const logDir = "/var/log/sglang-gateway";
+const nginxIncludeDir = "/etc/nginx/sglang-gateway";
+
+/** A systemd unit's file. */
+export function unitFile(unit: string): string {
+    return `/etc/systemd/system/${unit}`;
+}
+
+/** Paths every host has: the lock that serialises changes, and nginx's own pid file. */
+export const hostPaths = {
+    /** Held by every change on a host, so two applies never interleave. */
+    lockFile: `${runDir}/apply.lock`,
+    runDir,
+    /** The library's directory of model-server installs on a replica host. */
+    replicasRoot: optDir,
+    nginxPidFile: "/run/nginx.pid",
+};
+
+/** The gateway's own files and the roots that go when it is destroyed. */
+export const gatewayPaths = {
+    baseConf: "/etc/nginx/conf.d/sglang-gateway.conf",
+    includeDir: nginxIncludeDir,
+    servicesDir: `${nginxIncludeDir}/services`,
+    bridgesDir: `${nginxIncludeDir}/bridges`,
+    tls: { certificatePath: `${etcDir}/tls/fullchain.pem`, privateKeyPath: `${etcDir}/tls/privkey.pem` },
+    routerInstallsDir: `${optDir}/routers`,
+    /** Created by the gateway's setup; everything services write lives below them. */
+    dirs: [`${nginxIncludeDir}/services`, `${nginxIncludeDir}/bridges`, etcDir, stateDir, logDir],
+    /** Removed last, when the gateway goes (its services are gone by then). */
+    roots: [nginxIncludeDir, etcDir, stateDir, logDir],
+};
+
+/** One virtualenv (or other install) per router package and pinned version, so an upgrade installs beside the running one. */
+export function routerInstallDir(packageName: string, version: string): string {
+    return `${gatewayPaths.routerInstallsDir}/${packageName}-${version}`;
+}
+
+/** The router process of one service on the gateway. */
+export function routerPaths(service: string) {
+    return {
+        unit: `sglang-gateway-router-${service}.service`,
+        startScript: `${etcDir}/routers/${service}/start.sh`,
+        /** What the router must remember across restarts (registered workers), one file each. */
+        workersDir: `${stateDir}/routers/${service}/workers`,
+        logDir: `${logDir}/${service}`,
+    };
+}
+
+/** A service's nginx pieces on the gateway. */
 export function servicePaths(service: string) {
     return {
-        routerLogDir: `/var/log/sglang-gateway/${service}`,
-        serverBlock: `/etc/nginx/sglang-gateway/services/${service}.conf`,
-        socketDir: `/run/sglang-gateway/${service}`,
+        serverBlock: `${gatewayPaths.servicesDir}/${service}.conf`,
+        accessLog: `/var/log/nginx/sglang-gateway-${service}.access.log`,
+        socketDir: `${runDir}/${service}`,
+        /** nginx names: the prefixes keep a service called `chat-replica-0` apart from chat's bridge 0. */
+        upstreamName: `sgw_service_${service.replace(/-/g, "_")}`,
+        variablePrefix: `sgw_${service.replace(/-/g, "_")}`,
     };
 }
 
+/** One replica's names: on its own host (process) and on the gateway (tunnel, bridge). */
 export function replicaPaths(service: string, index: number) {
+    const processDir = `${optDir}/${service}/replica-${index}`;
     return {
         processUnit: `sglang-gateway-${service}-replica-${index}.service`,
-        processDir: `/opt/sglang-gateway/${service}/replica-${index}`,
+        processDir,
+        /** The service's directory on the replica host: removed with its last replica there. */
+        serviceDir: `${optDir}/${service}`,
+        runScript: `${processDir}/run.sh`,
+        envFile: `${processDir}/env`,
+        containerName: `sglang-gateway-${service}-${index}`,
         tunnelUnit: `sglang-gateway-tunnel-${service}-${index}.service`,
-        tunnelKey: `/etc/sglang-gateway/keys/${service}-replica-${index}`,
-        socket: `/run/sglang-gateway/${service}/replica-${index}.sock`,
-        bridgeFile: `/etc/nginx/sglang-gateway/bridges/${service}-replica-${index}.conf`,
+        tunnelKey: `${etcDir}/keys/${service}-replica-${index}`,
+        tunnelKnownHosts: `${etcDir}/keys/${service}-replica-${index}.known_hosts`,
+        socket: `${runDir}/${service}/replica-${index}.sock`,
+        bridgeFile: `${gatewayPaths.bridgesDir}/${service}-replica-${index}.conf`,
+        bridgeUpstream: `sgw_bridge_${service.replace(/-/g, "_")}_${index}`,
+        /** The nginx workers a bridge's removal retires, recorded so the drain waits for exactly them. */
+        drainPidsFile: `${runDir}/drain-${service}-replica-${index}.pids`,
     };
-}
-
-/** nginx upstream names; the prefixes keep a service called `chat-replica-0` apart from chat's bridge 0. */
-export function serviceUpstreamName(service: string): string {
-    return `sgw_service_${service.replace(/-/g, "_")}`;
-}
-
-export function bridgeUpstreamName(service: string, index: number): string {
-    return `sgw_bridge_${service.replace(/-/g, "_")}_${index}`;
 }

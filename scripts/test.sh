@@ -5,4 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/env.sh
-exec npx mocha --config .mocharc.json "$@"
+if [[ $# -eq 0 ]]; then
+    set -- "test/unit/**/*.test.ts" "test/integration/**/*.test.ts" "test/e2e/**/*.test.ts"
+fi
+exec npx mocha "$@"

@@ -1,16 +1,16 @@
 // The aws backend: the gateway on an EC2 instance with an elastic IP and a wildcard DNS record;
 // each replica on an instance of its own in the same subnet, reached over its private address.
 import * as pulumi from "@pulumi/pulumi";
-import * as aws from "@pulumi/aws";
-import type { ResolvedSshConnection } from "../remote";
-import type { GatewayHost, ReplicaHost, ReplicaHostRequest, ReplicaPlacement } from "./types";
+import { z } from "zod";
+import { nonEmpty, orOutput } from "../config/fields";
+import type { ResolvedSshConnection } from "../host-script";
+import type { Backend, GatewayHost, GatewayHostSettings, ReplicaHost, ReplicaHostRequest } from "./types";
 
 /** Canonical's account: the owner of the official Ubuntu AMIs. */
 const canonicalOwner = "099720109477";
 const ubuntuNamePattern = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*";
 
-export interface AwsBackendArgs {
-    type: "aws";
+export interface AwsGatewayArgs {
     /** AWS region; default: the provider's (aws:region). */
     region?: string;
     /** Gateway instance type; default t3.small. */
@@ -23,10 +23,13 @@ export interface AwsBackendArgs {
     zoneId?: pulumi.Input<string>;
     /** AMI for gateway and replicas; default: the newest Ubuntu 24.04 from Canonical. */
     ami?: pulumi.Input<string>;
-    /** Private key whose public half is installed as the instances' key pair (secret). */
-    privateKey: pulumi.Input<string>;
     /** Login user of the AMI; default ubuntu. */
     user?: pulumi.Input<string>;
+}
+
+export interface AwsPlacementArgs {
+    /** Instance type of each replica's instance; default g5.xlarge. */
+    instanceType?: string;
 }
 
 /** The OpenSSH public key of a private key, for the EC2 key pair. */
@@ -40,8 +43,11 @@ export function publicKeyOf(privateKey: string): string {
     return `${key.type} ${key.getPublicSSH().toString("base64")} sglang-gateway`;
 }
 
-export function awsGatewayHost(name: string, domain: pulumi.Input<string>, args: AwsBackendArgs, parent: pulumi.ComponentResource): GatewayHost {
-    const provider = args.region ? new aws.Provider(`${name}-aws`, { region: args.region as aws.Region }, { parent }) : undefined;
+function awsGatewayHost(name: string, args: GatewayHostSettings & AwsGatewayArgs, parent: pulumi.ComponentResource): GatewayHost {
+    // Loaded only when used: @pulumi/aws adds seconds to every program start.
+    const aws = require("@pulumi/aws") as typeof import("@pulumi/aws");
+    const domain = args.domain;
+    const provider = args.region ? new aws.Provider(`${name}-aws`, { region: args.region as import("@pulumi/aws").Region }, { parent }) : undefined;
     const opts = { parent, provider };
     const ami =
         args.ami ??
@@ -99,7 +105,7 @@ export function awsGatewayHost(name: string, domain: pulumi.Input<string>, args:
     return {
         connection,
         address: eip.publicIp,
-        replicaHost(request: ReplicaHostRequest, placement: ReplicaPlacement): ReplicaHost {
+        replicaHost(request: ReplicaHostRequest, placement: AwsPlacementArgs): ReplicaHost {
             const replica = new aws.ec2.Instance(
                 `${request.service}-replica-${request.index}`,
                 {
@@ -121,3 +127,23 @@ export function awsGatewayHost(name: string, domain: pulumi.Input<string>, args:
         },
     };
 }
+
+export const awsBackend: Backend<AwsGatewayArgs, AwsPlacementArgs> = {
+    gatewayFields: {
+        region: z
+            .string({ invalid_type_error: "expected an AWS region" })
+            .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, { message: "expected an AWS region such as eu-west-1" })
+            .optional(),
+        instanceType: orOutput(nonEmpty.default("t3.small")),
+        vpcId: orOutput(nonEmpty).optional(),
+        subnetId: orOutput(nonEmpty).optional(),
+        zoneId: orOutput(nonEmpty).optional(),
+        ami: orOutput(nonEmpty).optional(),
+        user: orOutput(nonEmpty.default("ubuntu")),
+    },
+    placementFields: {
+        instanceType: nonEmpty.optional(),
+    },
+    placementProblems: () => [],
+    createGatewayHost: awsGatewayHost,
+};

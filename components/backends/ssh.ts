@@ -1,42 +1,88 @@
 // The ssh backend: an existing gateway host, and existing replica hosts, reached over SSH.
 import * as pulumi from "@pulumi/pulumi";
-import type { ResolvedSshConnection } from "../remote";
+import { z } from "zod";
+import { host, keySourceFields, nonEmpty, orOutput, port } from "../config/fields";
+import type { ResolvedSshConnection } from "../host-script";
 import { replicaPortOffset } from "../naming";
-import type { GatewayHost, ReplicaHost, ReplicaHostRequest, ReplicaPlacement } from "./types";
+import type { Backend, ReplicaHost, ReplicaHostRequest } from "./types";
 
-export interface SshBackendArgs {
-    type: "ssh";
+export interface SshGatewayArgs {
     /** Address of the gateway host. */
     host: pulumi.Input<string>;
     /** SSH port; default 22. */
     port?: pulumi.Input<number>;
     /** Login user; default root (others need passwordless sudo). */
     user?: pulumi.Input<string>;
-    /** PEM/OpenSSH private key (secret). */
-    privateKey: pulumi.Input<string>;
 }
 
-export function sshGatewayHost(args: SshBackendArgs): GatewayHost {
-    const connection = pulumi.secret(
-        pulumi.output({ host: args.host, port: args.port ?? 22, user: args.user ?? "root", privateKey: args.privateKey }),
-    ) as pulumi.Output<ResolvedSshConnection>;
-    return {
-        connection,
-        address: pulumi.output(args.host),
-        replicaHost(request: ReplicaHostRequest, placement: ReplicaPlacement): ReplicaHost {
-            const hosts = placement.hosts ?? [];
-            if (hosts.length === 0) {
-                throw new Error(`service ${request.service}: the ssh backend needs hosts for its replicas (services[].hosts)`);
-            }
-            const chosen = hosts[request.index % hosts.length];
-            const privateKey = chosen.privateKey ?? args.privateKey;
-            const user = chosen.user ?? "root";
-            const port = chosen.port ?? 22;
-            return {
-                connection: { host: chosen.host, port, user, privateKey },
-                reach: { mode: "tunnel", host: chosen.host, port, user, privateKey },
-                portOffset: replicaPortOffset(request.index, hosts.length),
-            };
-        },
-    };
+/** One replica host. */
+export interface SshHostArgs {
+    host: pulumi.Input<string>;
+    /** SSH port; default 22. */
+    port?: pulumi.Input<number>;
+    /** Login user; default root. */
+    user?: pulumi.Input<string>;
+    /** PEM/OpenSSH private key (secret); default: the gateway's. */
+    privateKey?: pulumi.Input<string>;
+    /** A file holding the key, read at deploy time (`~` allowed); instead of privateKey. */
+    privateKeyPath?: string;
 }
+
+export interface SshPlacementArgs {
+    /** Hosts the replicas run on, replica i on hosts[i % n]; the gateway must reach each host's sshd. */
+    hosts?: SshHostArgs[];
+}
+
+const sshHost = z
+    .object({
+        host: orOutput(host),
+        port: orOutput(port.default(22)),
+        user: orOutput(nonEmpty.default("root")),
+        ...keySourceFields,
+    })
+    .strict();
+
+export const sshBackend: Backend<SshGatewayArgs, SshPlacementArgs> = {
+    gatewayFields: {
+        host: orOutput(host),
+        port: orOutput(port.default(22)),
+        user: orOutput(nonEmpty.default("root")),
+    },
+    placementFields: {
+        hosts: z
+            .array(sshHost, { invalid_type_error: "expected a list of {host, port, user, privateKey}" })
+            .min(1, "expected at least one host")
+            .optional(),
+    },
+
+    placementProblems(service) {
+        return service.replicas > 0 && !service.hosts
+            ? [{ path: ["hosts"], message: "expected a list of SSH hosts for the replicas (the gateway backend is ssh)" }]
+            : [];
+    },
+
+    createGatewayHost(_name, settings) {
+        const connection = pulumi.secret(
+            pulumi.output({ host: settings.host, port: settings.port ?? 22, user: settings.user ?? "root", privateKey: settings.privateKey }),
+        ) as pulumi.Output<ResolvedSshConnection>;
+        return {
+            connection,
+            address: pulumi.output(settings.host),
+            replicaHost(request: ReplicaHostRequest, placement: SshPlacementArgs): ReplicaHost {
+                const hosts = placement.hosts ?? [];
+                if (hosts.length === 0) {
+                    throw new Error(`service ${request.service}: the ssh backend needs hosts for its replicas (hosts)`);
+                }
+                const chosen = hosts[request.index % hosts.length];
+                const privateKey = chosen.privateKey ?? settings.privateKey;
+                const user = chosen.user ?? "root";
+                const port = chosen.port ?? 22;
+                return {
+                    connection: { host: chosen.host, port, user, privateKey },
+                    reach: { mode: "tunnel", host: chosen.host, port, user, privateKey },
+                    portOffset: replicaPortOffset(request.index, hosts.length),
+                };
+            },
+        };
+    },
+};

@@ -1,6 +1,8 @@
 // The host interface: where the gateway and the replicas run, and how to reach them.
-import * as pulumi from "@pulumi/pulumi";
-import type { ResolvedSshConnection, SshConnection } from "../remote";
+import type * as pulumi from "@pulumi/pulumi";
+import type { z } from "zod";
+import type { Problem } from "../config/errors";
+import type { ResolvedSshConnection, SshConnection } from "../host-script";
 
 /** How the gateway's bridge reaches a replica. */
 export type ReplicaReach =
@@ -29,14 +31,27 @@ export interface GatewayHost {
     connection: pulumi.Output<ResolvedSshConnection>;
     /** The public address clients reach. */
     address: pulumi.Output<string>;
-    /** Where the replicas of a service run. */
-    replicaHost(request: ReplicaHostRequest, placement: ReplicaPlacement): ReplicaHost;
+    /** Where replica `request.index` of a service runs; `placement` holds the service's settings of this backend. */
+    replicaHost(request: ReplicaHostRequest, placement: Record<string, unknown>): ReplicaHost;
 }
 
-/** Per-service placement settings; each backend reads its own. */
-export interface ReplicaPlacement {
-    /** ssh backend: the hosts replicas are spread over, replica i on hosts[i % n]. */
-    hosts?: SshConnection[];
-    /** aws backend: the instance type of each replica's instance. */
-    instanceType?: string;
+/** What every backend gets of the gateway's settings besides its own fields. */
+export interface GatewayHostSettings {
+    domain: pulumi.Input<string>;
+    /** The gateway's SSH key, read already (privateKeyPath resolved). */
+    privateKey: pulumi.Input<string>;
+}
+
+/**
+ * A host backend. `G` is the type of its gateway fields, `P` of its fields on a service. Both sets of
+ * fields are zod shapes: the stack config and the component args are checked with them.
+ */
+export interface Backend<G extends object = object, P extends object = object> {
+    /** Fields of the gateway settings this backend reads, beside `backend: <name>`. */
+    readonly gatewayFields: z.ZodRawShape;
+    /** Fields of a service's settings this backend reads (where its replicas run). */
+    readonly placementFields: z.ZodRawShape;
+    /** Problems of a service's placement on this backend; paths relative to the service. */
+    placementProblems(service: { replicas: number } & P): Problem[];
+    createGatewayHost(name: string, settings: GatewayHostSettings & G, parent: pulumi.ComponentResource): GatewayHost;
 }

@@ -1,13 +1,33 @@
-// The router interface: everything the Gateway and Service need from a router, and nothing router-specific.
-import * as pulumi from "@pulumi/pulumi";
-import type { RouterPolicy } from "../config";
-import type { PathAllowList } from "../server-block";
-import type { SshConnection } from "../remote";
+// The router interface: everything Gateway and Service need from a router, and nothing router-specific.
+import type * as pulumi from "@pulumi/pulumi";
+import type { SshConnection } from "../host-script";
+import type { HostFile } from "../host-script/phases";
 
-export interface RouterInstallOptions {
+/** Paths the public server block passes to the router; everything else answers 403. */
+export interface PathAllowList {
+    /** Paths matched exactly (`location = /generate`). */
+    exact: string[];
+    /** Path prefixes (`location /v1/`). */
+    prefix: string[];
+}
+
+/** A router's settings once parsed: defaults filled in from the router itself. */
+export interface RouterSettings {
+    type: string;
+    policy: string;
     version: string;
-    /** Package index for gateways without internet (pip --index-url). */
+    /** Package index for gateways without internet; default: the package's public index. */
     indexUrl?: string;
+}
+
+/** The pinned router install on the gateway, shared by every service's router. */
+export interface RouterInstall {
+    /** The pinned package, e.g. `sglang-router==0.3.2`. */
+    requirement: string;
+    /** Idempotent shell lines that install it. */
+    commands: string[];
+    /** What the install created, removed when the gateway is destroyed. */
+    paths: string[];
 }
 
 export interface RouterLaunchOptions {
@@ -15,38 +35,38 @@ export interface RouterLaunchOptions {
     version: string;
     port: number;
     metricsPort: number;
-    policy: RouterPolicy;
-    logDir: string;
+    policy: string;
     /** How long the router keeps trying to add a worker that is not healthy yet. */
     workerStartupTimeoutSeconds: number;
+    /** Every replica's worker URL, for a router that learns its workers only at start (`addsWorkersAtRuntime: false`). */
+    workerUrls: string[];
 }
 
 /** The router process of one service, as files and commands on the gateway. */
 export interface RouterLaunch {
     unitName: string;
-    files: { path: string; content: string; mode: string }[];
+    files: HostFile[];
     /** Shell lines run before the router starts (its directories). */
     prepare: string[];
     /** Shell lines that succeed once the router answers (bounded). */
     waitReady: string[];
-    /** Directory the start script reads registered worker URLs from. */
-    workersDir: string;
+    /** What the router keeps across restarts, removed with the service. */
+    statePaths: string[];
 }
 
 export interface RouterWorkerArgs {
     /** SSH access to the gateway; the admin API is reached through a tunnel to its loopback. */
     gateway: pulumi.Input<SshConnection>;
+    service: string;
     /** Router HTTP port on the gateway's loopback. */
     routerPort: number;
     /** The URL the router sends this worker's requests to. */
     workerUrl: string;
-    /** Directory on the gateway that records registered workers for router restarts. */
-    workersDir: string;
     /** How long to wait for the router to report the worker healthy. */
     readinessTimeoutSeconds: number;
 }
 
-/** One worker's registration with a router: create adds it, delete removes it. */
+/** One worker's registration with a router (RouterWorker): create adds it, delete removes it. */
 export interface RouterWorkerResource extends pulumi.CustomResource {
     readonly workerUrl: pulumi.Output<string>;
     readonly routerWorkerId: pulumi.Output<string>;
@@ -55,18 +75,22 @@ export interface RouterWorkerResource extends pulumi.CustomResource {
 export interface Router {
     /** Name used in config (`router: sglang`). */
     readonly type: string;
-    /** Why a policy cannot work with this router, or undefined when it can. */
-    policyProblem(policy: RouterPolicy): string | undefined;
-    /** The paths the public server block passes to the router; everything else answers 403. */
+    /** The version installed when none is given. */
+    readonly defaultVersion: string;
+    readonly defaultPolicy: string;
+    /** Why `version` cannot be installed, or undefined when it can. */
+    versionProblem(version: string): string | undefined;
+    /** Why `policy` cannot work with `version` (not offered, or refused at start), or undefined when it can. */
+    policyProblem(policy: string, version: string): string | undefined;
+    /**
+     * True when workers join and leave a running router (one RouterWorker per replica, no restart);
+     * false when the router learns its workers only at start (a replica-count change restarts it).
+     */
+    readonly addsWorkersAtRuntime: boolean;
     readonly inferencePaths: PathAllowList;
-    /** The pinned package, e.g. `sglang-router==0.3.2`. */
-    requirement(options: RouterInstallOptions): string;
-    /** Idempotent shell lines that install the pinned router on the gateway. */
-    installCommands(options: RouterInstallOptions): string[];
-    /** Paths the install created, removed when the gateway is destroyed. */
-    installPaths(options: RouterInstallOptions): string[];
+    install(settings: RouterSettings): RouterInstall;
     /** The router process for one service. */
     launch(options: RouterLaunchOptions): RouterLaunch;
-    /** Registers one worker with the service's router. */
+    /** Registers one worker with the service's router; called only when `addsWorkersAtRuntime`. */
     worker(name: string, args: RouterWorkerArgs, opts: pulumi.CustomResourceOptions): RouterWorkerResource;
 }

@@ -15,7 +15,11 @@ export function main() {
 
     const gateway = new Gateway("llm", {
         domain: "llm.example.com",
-        backend: { type: "aws", vpcId: vpc.id, subnetId: subnet.id, zoneId: zone.zoneId, privateKey: config.requireSecret("sshPrivateKey") },
+        backend: "aws",
+        vpcId: vpc.id,
+        subnetId: subnet.id,
+        zoneId: zone.zoneId,
+        privateKey: config.requireSecret("sshPrivateKey"),
         router: { type: "sglang", policy: "cache_aware" },
     });
 

@@ -18,13 +18,24 @@ export function killGroup(child: ChildProcess, sig: NodeJS.Signals): void {
     }
 }
 
-/** Remembers the child until it exits; whatever is still running when the test process exits is killed. */
+function killAll(): void {
+    for (const c of live) killGroup(c, "SIGKILL");
+}
+
+/**
+ * Remembers the child until it exits; whatever is still running when the test process ends is killed:
+ * on a normal exit, and on SIGINT or SIGTERM (whose default action would skip the exit hook).
+ */
 export function track(child: ChildProcess): void {
     if (!exitHookInstalled) {
         exitHookInstalled = true;
-        process.once("exit", () => {
-            for (const c of live) killGroup(c, "SIGKILL");
-        });
+        process.once("exit", killAll);
+        for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+            process.once(signal, () => {
+                killAll();
+                process.exit(code);
+            });
+        }
     }
     live.add(child);
     child.once("exit", () => live.delete(child));

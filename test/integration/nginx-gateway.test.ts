@@ -2,8 +2,8 @@
 import * as assert from "assert";
 import * as http from "http";
 import type { AddressInfo } from "net";
-import { serverBlockText, type ServerBlockInput } from "../../components/server-block";
-import { sglangRouter } from "../../components/routers/sglang";
+import { serverBlockText, type ServerBlockInput } from "../../components/host-files/server-block";
+import { sglangRouter } from "../../components/routers/sglang/router";
 import { startNginx } from "../helpers/nginx";
 import { freePort } from "../helpers/ports";
 

@@ -3,7 +3,7 @@
 // a registration that cannot become healthy is removed again with a clear error.
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
-import { sglangWorkerProvider, type SglangWorkerInputs, type SglangWorkerOutputs } from "../../components/routers/sglang-worker";
+import { sglangWorkerProvider, type SglangWorkerInputs, type SglangWorkerOutputs } from "../../components/routers/sglang/worker";
 import { startFakeWorkers, type FakeWorkerFleet } from "../helpers/fake-workers";
 import { startRealRouter, type RealRouter } from "../helpers/real-router";
 import { freePort } from "../helpers/ports";

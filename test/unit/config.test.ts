@@ -1,12 +1,12 @@
-// The bad-config catalog: every message names the exact path; a good config parses with its defaults.
+// The bad-config catalog, through the entry point `pulumi up` runs (index.ts: buildStack(readStackConfig()),
+// the stack config keys handed over as the engine does): each bad config reports its own problem, at its
+// exact path, no unrelated one, and registers no resource.
 import * as assert from "assert";
-import { ConfigError, parseStackConfig } from "../../components";
-import { portSlots } from "../../components/config";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
-import { checkPortSlots, checkRouterPolicies, readKey, resolveEnv } from "../../components/stack";
+import * as pulumi from "@pulumi/pulumi";
+import { buildStack, ConfigError, parseStackConfig, readStackConfig } from "../../components";
+import { resolveEnv } from "../../components/env";
 import { portSlot } from "../../components/naming";
+import { RecordingMocks, settle } from "../helpers/mocks";
 import { sshStack, awsStack } from "../helpers/stack-configs";
 
 type Stack = Omit<ReturnType<typeof sshStack>, "tokens"> & { tokens: Record<string, string[]> };
@@ -14,6 +14,37 @@ type Case = [title: string, change: (s: Stack & Record<string, unknown>) => void
 
 const gw = (s: Stack) => s.gateway as Record<string, unknown>;
 const svc = (s: Stack, i = 0) => s.services[i] as Record<string, unknown>;
+
+/** Another service name whose port slot is `name`'s. */
+function slotTwin(name: string): string {
+    for (let i = 0; ; i++) {
+        if (`svc-${i}` !== name && portSlot(`svc-${i}`) === portSlot(name)) {
+            return `svc-${i}`;
+        }
+    }
+}
+
+/** Runs the stack program's entry point on `raw` as stack config; returns its problems and what it registered. */
+function runProgram(raw: Record<string, unknown>, mocks = new RecordingMocks()): { problems: string[]; registered: number } {
+    pulumi.runtime.setMocks(mocks, "sglang-gateway", "test", false);
+    // The engine hands each structured key over as JSON text, secrets decrypted.
+    const config: Record<string, string> = {};
+    for (const [key, value] of Object.entries(raw)) {
+        config[`sglang-gateway:${key}`] = JSON.stringify(value);
+    }
+    pulumi.runtime.setAllConfig(config, ["sglang-gateway:tokens"]);
+    try {
+        buildStack(readStackConfig(), {});
+    } catch (err) {
+        assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${err}`);
+        return { problems: err.problems, registered: mocks.resources.length };
+    }
+    return { problems: [], registered: mocks.resources.length };
+}
+
+function problemsOf(raw: unknown): string[] {
+    return runProgram(raw as Record<string, unknown>).problems;
+}
 
 const catalog: Case[] = [
     ["gateway type is not gateway", (s) => (gw(s).type = "service"), "gateway.type", /expected 'gateway'/],
@@ -67,44 +98,58 @@ const catalog: Case[] = [
     ["services not a list", (s) => ((s as Record<string, unknown>).services = { name: "chat" }), "services", /list of services/],
     ["unknown top-level key", (s) => ((s as Record<string, unknown>).gatway = {}), "gatway", /unknown key/],
     ["portSlot out of range", (s) => (svc(s).portSlot = 300), "services[0].portSlot", /0 to 299/],
+    ["rate limit prefix with an opening brace", (s) => (svc(s).rate_limits = [{ rps: 1, prefix: "/v1/{x" }]), "services[0].rate_limits[0].prefix", /braces or ';'/],
+    ["rate limit prefix with a closing brace", (s) => (svc(s).rate_limits = [{ rps: 1, prefix: "/v1/}" }]), "services[0].rate_limits[0].prefix", /braces or ';'/],
+    ["rate limit prefix with a semicolon", (s) => (svc(s).rate_limits = [{ rps: 1, prefix: "/v1/;return 200" }]), "services[0].rate_limits[0].prefix", /braces or ';'/],
+    ["rateLimits (documented spelling) checked alike", (s) => (svc(s).rateLimits = [{ rps: 0 }]), "services[0].rateLimits[0].rps", /rps > 0/],
+    // Cross-field checks (config/checks.ts), one case each.
+    ["gateway power_of_two (refused at start by 0.3.2)", (s) => (gw(s).router = { type: "sglang", policy: "power_of_two" }), "gateway.router.policy", /refuses to start power_of_two/],
+    ["service power_of_two override", (s) => (svc(s).router = { policy: "power_of_two" }), "services[0].router.policy", /refuses to start power_of_two/],
+    ["hosts on the aws backend", (s) => { Object.assign(gw(s), { backend: "aws", host: undefined }); delete gw(s).host; }, "services[0].hosts", /setting of the ssh backend.*backend is aws/],
+    ["instanceType on the ssh backend", (s) => (svc(s).instanceType = "g5.xlarge"), "services[0].instanceType", /setting of the aws backend.*backend is ssh/],
+    ["replica host with privateKey and privateKeyPath", (s) => (svc(s).hosts = [{ host: "10.0.0.3", privateKey: "k", privateKeyPath: "~/.ssh/id" }]), "services[0].hosts[0].privateKeyPath", /not both/],
+    ["two services on one port slot", (s) => { s.services.push({ ...s.services[0], name: slotTwin("chat") }); s.tokens[slotTwin("chat")] = s.tokens.chat; }, "services[1].portSlot", /already taken by 'services\[0\] chat'/],
+    ["a bare env name unset where pulumi up runs", (s) => (svc(s).env = ["SGW_TEST_UNSET_VARIABLE"]), "services[0].env[0]", /has no value here/],
+    ["privateKeyPath that cannot be read", (s) => { delete gw(s).privateKey; gw(s).privateKeyPath = "/nonexistent/sglang-gateway-key"; }, "gateway.privateKeyPath", /cannot read \/nonexistent\/sglang-gateway-key: ENOENT/],
 ];
 
-function problemsOf(raw: unknown): string[] {
-    try {
-        parseStackConfig(raw);
-    } catch (err) {
-        assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${err}`);
-        return err.problems;
-    }
-    return [];
-}
-
 describe("config validation", () => {
-    it("the catalog holds at least 30 bad configs", () => assert.ok(catalog.length >= 30, `${catalog.length}`));
+    it("the catalog holds at least 60 bad configs", () => assert.ok(catalog.length >= 60, `${catalog.length}`));
 
-    it("a valid ssh stack parses, with defaults filled in", () => {
+    it("a valid ssh stack parses, with defaults filled in (the router's own defaults)", () => {
         const parsed = parseStackConfig(sshStack(2));
         assert.deepStrictEqual(parsed.gateway.router, { type: "sglang", policy: "cache_aware", version: "0.3.2" });
-        assert.strictEqual(parsed.gateway.backend === "ssh" && parsed.gateway.port, 22);
+        assert.strictEqual(parsed.gateway.backend === "ssh" && (parsed.gateway as { port?: number }).port, 22);
         assert.strictEqual(parsed.services[0].auth, true);
         assert.deepStrictEqual(parsed.services[0].hosts?.[0], { host: "10.213.0.3", port: 22, user: "root" });
     });
 
     it("a valid aws stack parses with the small default instance type", () => {
         const parsed = parseStackConfig(awsStack(1));
-        assert.strictEqual(parsed.gateway.backend === "aws" && parsed.gateway.instanceType, "t3.small");
+        assert.strictEqual(parsed.gateway.backend === "aws" && (parsed.gateway as { instanceType?: string }).instanceType, "t3.small");
+    });
+
+    it("a valid stack runs through the entry point and registers resources", async () => {
+        const mocks = new RecordingMocks();
+        const { problems } = runProgram(sshStack(2) as unknown as Record<string, unknown>, mocks);
+        assert.deepStrictEqual(problems, []);
+        await settle();
+        assert.ok(mocks.resources.length > 10, `${mocks.resources.length} registered`);
     });
 
     for (const [title, change, path, says] of catalog) {
         it(`rejects: ${title} (at ${path})`, () => {
             const raw = sshStack(2) as Stack & Record<string, unknown>;
             change(raw);
-            const problems = problemsOf(raw);
+            const { problems, registered } = runProgram(raw);
             const line = problems.find((p) => p.startsWith(`${path}: `));
             assert.ok(line, `no problem at ${path}; got:\n${problems.join("\n")}`);
             if (says) {
                 assert.match(line, says);
             }
+            const unrelated = problems.filter((p) => !p.startsWith(`${path}: `) && !p.startsWith(`${path}.`) && !p.startsWith(`${path}[`));
+            assert.deepStrictEqual(unrelated, [], `unrelated problems besides ${path}`);
+            assert.strictEqual(registered, 0, "a bad config registers no resource");
         });
     }
 
@@ -127,37 +172,15 @@ describe("config validation", () => {
         assert.ok(key && !key.includes("12345"), key);
     });
 
-    it("a bare env name takes its value from the environment, and is an error when unset", () => {
-        const parsed = parseStackConfig({ ...sshStack(1), services: [{ ...sshStack(1).services[0], env: ["HF_TOKEN", "MODEL_ID=m"] }] });
-        assert.deepStrictEqual(resolveEnv(parsed.services, { HF_TOKEN: "hf_x" }), [{ HF_TOKEN: "hf_x", MODEL_ID: "m" }]);
-        assert.throws(() => resolveEnv(parsed.services, {}), /services\[0\]\.env\[0\]: HF_TOKEN has no value here/);
+    it("a bare env name takes its value from the environment of pulumi up", () => {
+        assert.deepStrictEqual(resolveEnv(["HF_TOKEN", "MODEL_ID=m"], { HF_TOKEN: "hf_x" }, "env"), { HF_TOKEN: "hf_x", MODEL_ID: "m" });
+        assert.throws(() => resolveEnv(["HF_TOKEN"], {}, "services[0].env"), /services\[0\]\.env\[0\]: HF_TOKEN has no value here/);
     });
 
-    it("privateKeyPath: the key is read from the file, and an unreadable file stops the run before any resource", () => {
+    it("two services sharing a port slot are fine once one pins another slot", () => {
         const raw = sshStack(1) as Stack & Record<string, unknown>;
-        delete gw(raw).privateKey;
-        gw(raw).privateKeyPath = "/nonexistent/sglang-gateway-key";
-        const parsed = parseStackConfig(raw);
-        assert.throws(() => readKey(parsed.gateway, "gateway"), /gateway\.privateKeyPath: cannot read \/nonexistent\/sglang-gateway-key: ENOENT/);
-        const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sgw-key-")), "id");
-        fs.writeFileSync(file, "KEY TEXT");
-        assert.strictEqual(readKey({ privateKeyPath: file }, "gateway"), "KEY TEXT");
-    });
-
-    it("power_of_two is refused up front: sglang-router 0.3.2 will not start it without 2 workers", () => {
-        const raw = sshStack(2, { router: { type: "sglang", policy: "power_of_two" } });
-        assert.throws(() => checkRouterPolicies(parseStackConfig(raw)), /gateway\.router\.policy: sglang-router 0\.3\.2 refuses to start power_of_two/);
-        const perService = sshStack(2, { service: { router: { policy: "power_of_two" } } });
-        assert.throws(() => checkRouterPolicies(parseStackConfig(perService)), /services\[0\]\.router\.policy: /);
-        checkRouterPolicies(parseStackConfig(sshStack(2, { router: { type: "sglang", policy: "round_robin" } })));
-    });
-
-    it("two services whose names share a port slot are an error naming portSlot", () => {
-        const names = Array.from({ length: 2000 }, (_, i) => `svc-${i}`);
-        const first = names[0];
-        const clash = names.find((n) => n !== first && portSlot(n) === portSlot(first)) as string;
-        const base = parseStackConfig(sshStack(1)).services[0];
-        assert.throws(() => checkPortSlots([{ ...base, name: first }, { ...base, name: clash }]), /services\[1\]\.portSlot: .*already taken by services\[0\]/);
-        checkPortSlots([{ ...base, name: first }, { ...base, name: clash, portSlot: (portSlot(first) + 1) % portSlots }]);
+        raw.services.push({ ...raw.services[0], name: slotTwin("chat"), portSlot: (portSlot("chat") + 1) % 300 } as never);
+        raw.tokens[slotTwin("chat")] = raw.tokens.chat;
+        assert.deepStrictEqual(problemsOf(raw), []);
     });
 });

@@ -2,15 +2,15 @@
 import * as assert from "assert";
 import { spawnSync } from "child_process";
 import * as pulumi from "@pulumi/pulumi";
-import { fromStackConfig } from "../../components";
-import { scriptInput } from "../../components/ssh-session";
+import { buildStack } from "../../components";
+import { scriptInput } from "../../components/host-script/ssh";
 import { RecordingMocks, settle, valueOf } from "../helpers/mocks";
 import { awsStack, sshStack } from "../helpers/stack-configs";
 
 async function build(raw: unknown) {
     const mocks = new RecordingMocks();
     pulumi.runtime.setMocks(mocks, "sglang-gateway", "test", false);
-    const { gateway, services } = fromStackConfig(raw, {});
+    const { gateway, services } = buildStack(raw, {});
     // Resolving every URN waits until each registration reached the mocks.
     const all: pulumi.Resource[] = [gateway, gateway.setup, ...services.flatMap((s) => [s, s.serverBlock, ...(s.routerProcess ? [s.routerProcess] : [])])];
     for (const s of services) {

@@ -6,10 +6,10 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { openSsh, rootShell, scriptInput } from "../../components/ssh-session";
+import { openSsh, rootShell, scriptInput } from "../../components/host-script/ssh";
 import { freePort } from "../helpers/ports";
 import { testKey } from "../helpers/stack-configs";
-import { applyScript, hostScriptProvider, removeScript, type HostScriptInputs } from "../../components/remote";
+import { applyScript, hostScriptProvider, removeScript, type HostScriptInputs } from "../../components/host-script";
 
 /** Runs a script the way HostScript does on a host: `bash -s`, the script on standard input. */
 function runLocally(script: string): { code: number; stderr: string } {
@@ -29,7 +29,7 @@ describe("host scripts", () => {
 
     it("writes every file with its mode, verbatim (quotes, dollars, backslashes, no final newline)", () => {
         const tricky = "a 'quoted' \"line\" with $HOME and `ticks` and \\backslash\nlast line without newline";
-        const result = runLocally(applyScript({ description: "test", files: [{ path: `${dir}/sub/a.conf`, content: tricky, mode: "0640" }], activate: ["true"] }));
+        const result = runLocally(applyScript({ description: "test", write: [{ path: `${dir}/sub/a.conf`, content: tricky, mode: "0640" }], activate: ["true"] }));
         assert.strictEqual(result.code, 0, result.stderr);
         assert.strictEqual(fs.readFileSync(`${dir}/sub/a.conf`, "utf8"), `${tricky}\n`);
         assert.strictEqual((fs.statSync(`${dir}/sub/a.conf`).mode & 0o777).toString(8), "640");
@@ -40,9 +40,9 @@ describe("host scripts", () => {
         const result = runLocally(
             applyScript({
                 description: "broken change",
-                files: [
-                    { path: `${dir}/existing.conf`, content: "new" },
-                    { path: `${dir}/added.conf`, content: "added" },
+                write: [
+                    { path: `${dir}/existing.conf`, content: "new", mode: "0644" },
+                    { path: `${dir}/added.conf`, content: "added", mode: "0644" },
                 ],
                 // The failing step is not the last: every step must count, not only the final one.
                 activate: [`grep -q new ${dir}/existing.conf`, "false", "true"],
@@ -56,7 +56,7 @@ describe("host scripts", () => {
 
     it("an `exit` inside one removal step ends only that step", () => {
         const marker = `${dir}/later-step-ran`;
-        const script = removeScript({ description: "test", files: [], deactivate: ["exit 3"], afterRemove: [`touch ${marker}`] });
+        const script = removeScript({ description: "test", write: [], deactivate: ["exit 3"], afterRemove: [`touch ${marker}`] });
         assert.strictEqual(runLocally(script).code, 0);
         assert.ok(fs.existsSync(marker));
     });
@@ -64,7 +64,7 @@ describe("host scripts", () => {
     it("remove runs the deactivation, removes the files, and tolerates what is already gone", () => {
         fs.writeFileSync(`${dir}/a.conf`, "x");
         const marker = `${dir}/deactivated`;
-        const script = removeScript({ description: "test", files: [{ path: `${dir}/a.conf` }, { path: `${dir}/never-existed.conf` }], deactivate: [`touch ${marker}`, "false"] });
+        const script = removeScript({ description: "test", write: [{ path: `${dir}/a.conf` }, { path: `${dir}/never-existed.conf` }], deactivate: [`touch ${marker}`, "false"] });
         assert.strictEqual(runLocally(script).code, 0);
         assert.ok(fs.existsSync(marker));
         assert.ok(!fs.existsSync(`${dir}/a.conf`));
@@ -77,7 +77,7 @@ describe("host scripts", () => {
 
     it("a command inside the script that reads standard input cannot swallow the rest of the script", () => {
         const marker = `${dir}/after-cat`;
-        const result = runLocally(applyScript({ description: "stdin", files: [], activate: ["cat > /dev/null", `touch ${marker}`] }));
+        const result = runLocally(applyScript({ description: "stdin", write: [], activate: ["cat > /dev/null", `touch ${marker}`] }));
         assert.strictEqual(result.code, 0, result.stderr);
         assert.ok(fs.existsSync(marker), "the step after `cat` did not run");
     });

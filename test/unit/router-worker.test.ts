@@ -1,7 +1,7 @@
 // The RouterWorker provider's methods against an in-test server speaking the router's /workers API.
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
-import { sglangWorkerProvider, type SglangWorkerInputs, type SglangWorkerOutputs } from "../../components/routers/sglang-worker";
+import { sglangWorkerProvider, type SglangWorkerInputs, type SglangWorkerOutputs } from "../../components/routers/sglang/worker";
 import { AdminApi } from "../helpers/admin-api";
 
 const provider = sglangWorkerProvider as Required<pulumi.dynamic.ResourceProvider>;

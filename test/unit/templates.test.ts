@@ -4,10 +4,10 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { serverBlockText, planLocations, rateLimitZones, nginxRate, type ServerBlockInput } from "../../components/server-block";
-import { sglangRouter } from "../../components/routers/sglang";
-import { render } from "../../components/templates";
-import { bridgePort, bridgeUpstreamName } from "../../components/naming";
+import { serverBlockText, planLocations, rateLimitZones, nginxRate, type ServerBlockInput } from "../../components/host-files/server-block";
+import { sglangRouter } from "../../components/routers/sglang/router";
+import { bridgeFile } from "../../components/host-files/replica";
+import { bridgePort } from "../../components/naming";
 import { nginxTest } from "../helpers/nginx";
 
 const base: ServerBlockInput = {
@@ -24,7 +24,7 @@ function bridges(count: number): Record<string, string> {
     return Object.fromEntries(
         Array.from({ length: count }, (_, i) => [
             `chat-replica-${i}.conf`,
-            render("nginx/bridge.conf.njk", { service: "chat", index: i, bridgePort: bridgePort(42, i), target: `unix:/run/sglang-gateway/chat/replica-${i}.sock`, upstreamName: bridgeUpstreamName("chat", i), readTimeoutSeconds: 3600 }),
+            bridgeFile({ service: "chat", index: i, bridgePort: bridgePort(42, i), target: `unix:/run/sglang-gateway/chat/replica-${i}.sock` }).content,
         ]),
     );
 }

@@ -1,10 +1,12 @@
 // RouterWorker for the SGLang router (0.3.x worker API): one resource per registered worker.
-// The provider object is serialized into the Pulumi state, so everything it calls lives in this
-// file as plain functions and every module is `require`d inside them.
+// The provider object is serialized into the Pulumi state, so everything it calls is a plain
+// function and every module is `require`d inside them.
 import * as pulumi from "@pulumi/pulumi";
-import type { RouterWorkerArgs, RouterWorkerResource } from "./types";
-import type { SshConnection } from "../remote";
-import { openSsh, runScript, type SshTarget } from "../ssh-session";
+import type { SshConnection } from "../../host-script";
+import type { SshTarget } from "../../host-script/ssh";
+import { routerPaths } from "../../naming";
+import { withAdminSession, type AdminSession } from "../admin-session";
+import type { RouterWorkerArgs, RouterWorkerResource } from "../types";
 
 /** Provider inputs as stored in the state. */
 export interface SglangWorkerInputs {
@@ -26,91 +28,11 @@ export interface SglangWorkerOutputs extends SglangWorkerInputs {
     routerWorkerId: string;
 }
 
-interface AdminAnswer {
-    status: number;
-    text: string;
-}
-
-interface AdminSession {
-    request(method: string, path: string, body?: unknown): Promise<AdminAnswer>;
-    /** Runs a shell command on the gateway; a no-op without SSH. */
-    exec(command: string): Promise<void>;
-    close(): void;
-}
-
 interface ListedWorker {
     id: string;
     url: string;
     is_healthy?: boolean;
     job_status?: { status?: string; message?: string };
-}
-
-function httpExchange(
-    options: { method: string; path: string; baseUrl: string; body?: unknown },
-    createConnection?: () => import("stream").Duplex,
-): Promise<AdminAnswer> {
-    const http: typeof import("http") = require("http");
-    const url = new URL(options.path, options.baseUrl);
-    const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
-    return new Promise((resolve, reject) => {
-        const req = http.request(
-            {
-                method: options.method,
-                hostname: url.hostname,
-                port: url.port,
-                path: url.pathname + url.search,
-                headers: {
-                    accept: "application/json",
-                    ...(payload === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) }),
-                },
-                timeout: 15000,
-                ...(createConnection ? { createConnection: createConnection as never } : {}),
-            },
-            (res) => {
-                let text = "";
-                res.setEncoding("utf8");
-                res.on("data", (chunk: string) => (text += chunk));
-                res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
-                res.on("error", reject);
-            },
-        );
-        req.on("timeout", () => req.destroy(new Error(`router admin ${options.method} ${options.path} timed out after 15 s`)));
-        req.on("error", reject);
-        req.end(payload);
-    });
-}
-
-async function openAdminSession(inputs: SglangWorkerInputs): Promise<AdminSession> {
-    if (inputs.adminBaseUrl) {
-        const baseUrl = inputs.adminBaseUrl;
-        return {
-            request: (method, path, body) => httpExchange({ method, path, baseUrl, body }),
-            exec: async () => undefined,
-            close: () => undefined,
-        };
-    }
-    if (!inputs.gateway) {
-        throw new Error("RouterWorker: neither gateway SSH access nor adminBaseUrl was given");
-    }
-    const client = await openSsh(inputs.gateway);
-    const baseUrl = `http://127.0.0.1:${inputs.routerPort}`;
-    const forward = (): Promise<import("stream").Duplex> =>
-        new Promise((resolve, reject) =>
-            client.forwardOut("127.0.0.1", 0, "127.0.0.1", inputs.routerPort, (err, stream) => (err ? reject(err) : resolve(stream))),
-        );
-    return {
-        request: async (method, path, body) => {
-            const stream = await forward();
-            return httpExchange({ method, path, baseUrl, body }, () => stream);
-        },
-        exec: async (command) => {
-            const result = await runScript(client, inputs.gateway?.user, command);
-            if (result.code !== 0) {
-                throw new Error(`RouterWorker: '${command}' on the gateway exited ${result.code}: ${result.stderr.trim()}`);
-            }
-        },
-        close: () => client.end(),
-    };
 }
 
 async function listWorkers(session: AdminSession): Promise<ListedWorker[]> {
@@ -204,24 +126,15 @@ async function registerWorker(session: AdminSession, inputs: SglangWorkerInputs)
     throw new Error(`router did not report worker ${inputs.workerUrl} healthy (${why}); the registration was removed again. Last router answer: ${last}`);
 }
 
-async function withSession<T>(inputs: SglangWorkerInputs, work: (session: AdminSession) => Promise<T>): Promise<T> {
-    const session = await openAdminSession(inputs);
-    try {
-        return await work(session);
-    } finally {
-        session.close();
-    }
-}
-
 /** The dynamic provider; exported so tests call its methods directly. */
 export const sglangWorkerProvider: pulumi.dynamic.ResourceProvider = {
     async create(inputs: SglangWorkerInputs) {
-        const routerWorkerId = await withSession(inputs, (s) => registerWorker(s, inputs));
+        const routerWorkerId = await withAdminSession(inputs, (s) => registerWorker(s, inputs));
         return { id: inputs.workerUrl, outs: { ...inputs, routerWorkerId } };
     },
 
     async delete(_id: string, props: SglangWorkerOutputs) {
-        await withSession(props, (s) => removeWorker(s, props));
+        await withAdminSession(props, (s) => removeWorker(s, props));
     },
 
     async diff(_id: string, olds: SglangWorkerOutputs, news: SglangWorkerInputs) {
@@ -234,20 +147,20 @@ export const sglangWorkerProvider: pulumi.dynamic.ResourceProvider = {
 
     async update(_id: string, olds: SglangWorkerOutputs, news: SglangWorkerInputs) {
         if (olds.routerPort !== news.routerPort) {
-            const routerWorkerId = await withSession(news, (s) => registerWorker(s, news));
+            const routerWorkerId = await withAdminSession(news, (s) => registerWorker(s, news));
             return { outs: { ...news, routerWorkerId } };
         }
         return { outs: { ...news, routerWorkerId: olds.routerWorkerId } };
     },
 
     async read(id: string, props: SglangWorkerOutputs) {
-        const listed = await withSession(props, async (s) => findByUrl(await listWorkers(s), props.workerUrl));
+        const listed = await withAdminSession(props, async (s) => findByUrl(await listWorkers(s), props.workerUrl));
         // Missing from the router: report it gone, so `pulumi refresh` shows the drift and `up` registers it again.
         return listed ? { id, props: { ...props, routerWorkerId: listed.id } } : { id: "", props: {} };
     },
 };
 
-/** Registration of one worker with the SGLang router of a service. */
+/** RouterWorker: the registration of one worker with the SGLang router of a service. */
 export class SglangRouterWorker extends pulumi.dynamic.Resource implements RouterWorkerResource {
     declare readonly workerUrl: pulumi.Output<string>;
     declare readonly routerWorkerId: pulumi.Output<string>;
@@ -267,7 +180,7 @@ export class SglangRouterWorker extends pulumi.dynamic.Resource implements Route
                 routerPort: args.routerPort,
                 workerUrl: args.workerUrl,
                 workerType: "regular",
-                workersDir: args.workersDir,
+                workersDir: routerPaths(args.service).workersDir,
                 readinessTimeoutSeconds: args.readinessTimeoutSeconds,
                 routerWorkerId: undefined,
             },

@@ -1,7 +1,7 @@
-// Files on a host, written and activated by one remote command, removed again on delete.
+// HostScript: a dynamic resource that runs a script on a host over SSH on create and update, and its
+// counterpart on delete. The provider object is serialized into the state: modules are `require`d inside.
 import * as pulumi from "@pulumi/pulumi";
-import { openSsh, runScript, type SshTarget } from "./ssh-session";
-import { render } from "./templates";
+import { openSsh, runScript, type SshTarget } from "./ssh";
 
 /** How to reach a host over SSH. */
 export interface SshConnection {
@@ -15,65 +15,6 @@ export interface SshConnection {
 
 /** An SSH connection with every value known. */
 export type ResolvedSshConnection = pulumi.Unwrap<SshConnection>;
-
-export interface HostFile {
-    path: string;
-    content: pulumi.Input<string>;
-    /** Octal mode, e.g. "0644". */
-    mode?: string;
-}
-
-export interface HostFilesArgs {
-    connection: pulumi.Input<SshConnection>;
-    /** What the files are, for logs and error messages, e.g. "bridge for chat replica 1". */
-    description: string;
-    files: HostFile[];
-    /** Shell lines run after the files are written; any failure restores the previous files. */
-    activate: string[];
-    /** Shell lines run after a failed activation restored the files. */
-    rollback?: string[];
-    /** Shell lines run on delete before the files go (stop a unit, drain). */
-    deactivate?: string[];
-    /** Shell lines run on delete after the files are gone (reload). */
-    afterRemove?: string[];
-    /** Extra paths removed on delete besides the files. */
-    removePaths?: string[];
-    /** Shell lines run last on delete, without the host lock (bounded waits, e.g. request drain). */
-    drain?: string[];
-    /** Shell lines run first on delete, before taking the host lock (bounded waits). */
-    waitFirst?: string[];
-}
-
-/** A heredoc delimiter that cannot occur in the content: it carries the content's hash. */
-function heredocDelimiter(content: string): string {
-    const crypto: typeof import("crypto") = require("crypto");
-    return `SGLANG_GATEWAY_FILE_${crypto.createHash("sha256").update(content).digest("hex").slice(0, 16)}`;
-}
-
-function withFinalNewline(text: string): string {
-    return text.endsWith("\n") ? text : `${text}\n`;
-}
-
-/** The create/update script: pure, so tests can render and run it. */
-export function applyScript(args: Omit<HostFilesArgs, "files" | "connection"> & { files: { path: string; content: string; mode?: string }[] }): string {
-    return render("scripts/apply.sh.njk", {
-        description: args.description,
-        files: args.files.map((f) => ({ path: f.path, mode: f.mode ?? "0644", content: withFinalNewline(f.content), delimiter: heredocDelimiter(f.content) })),
-        activate: args.activate,
-        rollback: args.rollback ?? [],
-    });
-}
-
-export function removeScript(args: Pick<HostFilesArgs, "description" | "deactivate" | "afterRemove" | "removePaths" | "drain" | "waitFirst"> & { files: { path: string }[] }): string {
-    return render("scripts/remove.sh.njk", {
-        description: args.description,
-        before: args.deactivate ?? [],
-        paths: [...args.files.map((f) => f.path), ...(args.removePaths ?? [])],
-        after: args.afterRemove ?? [],
-        drain: args.drain ?? [],
-        waitFirst: args.waitFirst ?? [],
-    });
-}
 
 /** Provider inputs as stored in the state. */
 export interface HostScriptInputs {
@@ -141,7 +82,11 @@ export class HostScript extends pulumi.dynamic.Resource {
     declare readonly create: pulumi.Output<string>;
     declare readonly connection: pulumi.Output<SshTarget>;
 
-    constructor(name: string, args: { connection: pulumi.Input<SshConnection>; description: string; create: pulumi.Input<string>; delete: pulumi.Input<string> }, opts: pulumi.CustomResourceOptions) {
+    constructor(
+        name: string,
+        args: { connection: pulumi.Input<SshConnection>; description: string; create: pulumi.Input<string>; delete: pulumi.Input<string> },
+        opts: pulumi.CustomResourceOptions,
+    ) {
         const connection = pulumi.secret(
             pulumi.output(args.connection).apply((c) => ({
                 host: c.host,
@@ -151,13 +96,13 @@ export class HostScript extends pulumi.dynamic.Resource {
                 ...(c.proxy ? { proxy: { host: c.proxy.host, port: c.proxy.port ?? 22, user: c.proxy.user ?? "root", privateKey: c.proxy.privateKey } } : {}),
             })),
         );
-        super(hostScriptProvider, name, { connection, description: args.description, create: args.create, delete: args.delete }, { ...opts, additionalSecretOutputs: ["connection"] }, "sglang-gateway", "HostScript");
+        super(
+            hostScriptProvider,
+            name,
+            { connection, description: args.description, create: args.create, delete: args.delete },
+            { ...opts, additionalSecretOutputs: ["connection"] },
+            "sglang-gateway",
+            "HostScript",
+        );
     }
-}
-
-/** Files a host owns: written and activated on create/update, removed again on delete. */
-export function hostFiles(name: string, args: HostFilesArgs, opts: pulumi.CustomResourceOptions): HostScript {
-    const contents = pulumi.all(args.files.map((f) => f.content));
-    const create = contents.apply((texts) => applyScript({ ...args, files: args.files.map((f, i) => ({ path: f.path, mode: f.mode, content: texts[i] })) }));
-    return new HostScript(name, { connection: args.connection, description: args.description, create, delete: removeScript(args) }, opts);
 }

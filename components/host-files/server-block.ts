@@ -1,14 +1,11 @@
 // Decides what a service's nginx server block contains: locations, rate-limit zones, upstream.
-import type { RateLimitConfig } from "./config";
-import { serviceUpstreamName } from "./naming";
-import { render } from "./templates";
+import type { RateLimit } from "../config";
+import type { HostFile } from "../host-script/phases";
+import { gatewayPaths, servicePaths } from "../naming";
+import type { PathAllowList } from "../routers";
+import { render } from "../templates";
 
-export interface PathAllowList {
-    /** Paths matched exactly (`location = /generate`). */
-    exact: string[];
-    /** Path prefixes (`location /v1/`). */
-    prefix: string[];
-}
+export type { PathAllowList } from "../routers";
 
 export interface RateLimitZone {
     zone: string;
@@ -33,10 +30,15 @@ export function nginxRate(rps: number): string {
     return Number.isInteger(rps) ? `${rps}r/s` : `${Math.max(1, Math.round(rps * 60))}r/m`;
 }
 
-export function rateLimitZones(service: string, limits: RateLimitConfig[]): RateLimitZone[] {
+/** nginx's variable for a request header: lowercase, dashes become underscores (`X-Api-Key` → `$http_x_api_key`). */
+export function headerVariable(header: string): string {
+    return `$http_${header.toLowerCase().replace(/-/g, "_")}`;
+}
+
+export function rateLimitZones(service: string, limits: RateLimit[]): RateLimitZone[] {
     return limits.map((limit, i) => ({
         zone: `sgw_${service}_${i}`,
-        key: limit.key === "ip" ? "$binary_remote_addr" : `$http_${limit.key.header.toLowerCase().replace(/-/g, "_")}`,
+        key: limit.key === "ip" ? "$binary_remote_addr" : headerVariable(limit.key.header),
         rate: nginxRate(limit.rps),
         burst: limit.burst,
         prefix: limit.prefix,
@@ -73,13 +75,18 @@ export interface ServerBlockInput {
     upstreamServers: string[];
     /** Paths passed upstream; undefined passes everything (no router). */
     allow?: PathAllowList;
-    rateLimits: RateLimitConfig[];
+    rateLimits: RateLimit[];
     tls?: { certificatePath: string; privateKeyPath: string };
     /** Longest a request may take, streaming included. */
     readTimeoutSeconds?: number;
     /** Public ports; default 80 and 443. */
     httpPort?: number;
     httpsPort?: number;
+}
+
+/** The case-sensitive nginx regex (a `map` key) that accepts exactly this bearer token. */
+export function tokenPattern(token: string): string {
+    return `~^Bearer ${token.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`;
 }
 
 /** The nginx text of a service: `http` context (zones, token map, upstream) and its server block. */
@@ -89,14 +96,15 @@ export function serverBlockText(input: ServerBlockInput): string {
     }
     const zones = rateLimitZones(input.service, input.rateLimits);
     const allow = input.allow ?? allowEverything;
-    const variableName = input.service.replace(/-/g, "_");
+    const names = servicePaths(input.service);
     return render("nginx/service.conf.njk", {
         service: input.service,
         serverName: input.serverName,
         auth: input.auth,
-        tokenPatterns: input.tokens.map((t) => `~^Bearer ${t.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`),
-        authVariable: `$sgw_${variableName}_authorized`,
-        upstreamName: serviceUpstreamName(input.service),
+        tokenPatterns: input.tokens.map(tokenPattern),
+        authVariable: `$${names.variablePrefix}_authorized`,
+        accessLog: names.accessLog,
+        upstreamName: names.upstreamName,
         upstreamServers: input.upstreamServers,
         zones,
         locations: planLocations(allow, zones),
@@ -107,3 +115,11 @@ export function serverBlockText(input: ServerBlockInput): string {
         httpsPort: input.httpsPort ?? 443,
     });
 }
+
+/** The service's server block file on the gateway (0640: it holds the tokens). */
+export function serverBlockFile(input: ServerBlockInput): HostFile {
+    return { path: servicePaths(input.service).serverBlock, mode: "0640", content: serverBlockText(input) };
+}
+
+/** Where the gateway keeps the TLS files nginx reads. */
+export const tlsPaths = gatewayPaths.tls;

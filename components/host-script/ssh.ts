@@ -1,4 +1,4 @@
-// SSH from inside dynamic providers: connect (optionally through a bastion) and run scripts.
+// SSH from inside dynamic providers: connect (optionally through a bastion) and run scripts as root.
 // These functions are serialized into provider state: modules are `require`d inside them.
 import type { Client } from "ssh2";
 

@@ -1,0 +1,133 @@
+// Config problems as one readable line each (path, the value found, what is allowed), and the one
+// parse-or-throw helper every entry point uses: the stack program and each component's args.
+import type { z, ZodIssue } from "zod";
+
+export type PathPart = string | number;
+
+/** A problem found after parsing, by a cross-field check. */
+export interface Problem {
+    path: PathPart[];
+    message: string;
+}
+
+/** Thrown with one line per problem; each line names the path, the value and what is allowed. */
+export class ConfigError extends Error {
+    constructor(readonly problems: string[]) {
+        super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+        this.name = "ConfigError";
+    }
+}
+
+/** Values under these keys are never echoed back: keys, certificates, tokens, and env (which holds HF_TOKEN and the like). */
+const secretKeys = new Set(["privateKey", "certificate", "tokens", "tls", "env"]);
+
+/** `["services", 1, "replicas"]` → `services[1].replicas`. */
+export function formatPath(path: PathPart[]): string {
+    return path.reduce<string>((out, part) => (typeof part === "number" ? `${out}[${part}]` : out ? `${out}.${part}` : part), "") || "(top level)";
+}
+
+/** Old spellings users already write, accepted beside the documented one: `{documented: alias}`. */
+export type KeyAliases = Record<string, string>;
+
+function childOf(current: unknown, part: PathPart, aliases: KeyAliases): { found: boolean; key: PathPart; value?: unknown } {
+    if (current === null || typeof current !== "object") {
+        return { found: false, key: part };
+    }
+    const record = current as Record<PathPart, unknown>;
+    if (part in record) {
+        return { found: true, key: part, value: record[part] };
+    }
+    const alias = typeof part === "string" ? aliases[part] : undefined;
+    if (alias !== undefined && alias in record) {
+        return { found: true, key: alias, value: record[alias] };
+    }
+    return { found: false, key: part };
+}
+
+/** The path as the user wrote it (an alias where they used one), and the value found there. */
+function locate(input: unknown, path: PathPart[], aliases: KeyAliases): { written: PathPart[]; found: boolean; value?: unknown } {
+    let current: unknown = input;
+    const written: PathPart[] = [];
+    let found = true;
+    for (const part of path) {
+        const child: { found: boolean; key: PathPart; value?: unknown } = found ? childOf(current, part, aliases) : { found: false, key: part };
+        written.push(child.key);
+        found = child.found;
+        current = child.value;
+    }
+    return { written, found, value: found ? current : undefined };
+}
+
+function describeValue(located: { written: PathPart[]; found: boolean; value?: unknown }): string {
+    if (!located.found || located.value === undefined) {
+        return "missing";
+    }
+    if (located.written.some((p) => typeof p === "string" && secretKeys.has(p))) {
+        return "got a secret value";
+    }
+    if (isOutputLike(located.value)) {
+        return "got a value known only at deploy time";
+    }
+    const text = JSON.stringify(located.value) ?? String(located.value);
+    return `got ${text.length > 60 ? `${text.slice(0, 57)}...` : text}`;
+}
+
+function isOutputLike(value: unknown): boolean {
+    return value !== null && typeof value === "object" && (value as Record<string, unknown>).__pulumiOutput === true;
+}
+
+export interface FormatOptions {
+    /** Prepended to every path, e.g. `["services", 0]`. */
+    at?: PathPart[];
+    aliases?: KeyAliases;
+}
+
+/** zod issues and check problems → one line each. */
+export function formatIssues(issues: (ZodIssue | Problem)[], input: unknown, options: FormatOptions = {}): string[] {
+    const at = options.at ?? [];
+    const aliases = options.aliases ?? {};
+    const lines: string[] = [];
+    for (const issue of issues) {
+        const zodIssue = issue as ZodIssue;
+        if (zodIssue.code === "unrecognized_keys") {
+            for (const key of zodIssue.keys) {
+                lines.push(`${formatPath([...at, ...locate(input, issue.path, aliases).written, key])}: unknown key; remove it or check its spelling against the config reference`);
+            }
+            continue;
+        }
+        if (zodIssue.code === "invalid_union" && zodIssue.unionErrors.length > 0) {
+            // A union of an object shape and something else: report the branch that got furthest.
+            const deepest = zodIssue.unionErrors
+                .flatMap((e) => e.issues)
+                .filter((i) => i.path.length > issue.path.length)
+                .sort((a, b) => b.path.length - a.path.length);
+            if (deepest.length > 0) {
+                lines.push(...formatIssues([deepest[0]], input, options));
+                continue;
+            }
+        }
+        const path = zodIssue.code === "invalid_union_discriminator" && issue.path.length === 0 ? ["backend"] : issue.path;
+        const located = locate(input, path, aliases);
+        const where = formatPath([...at, ...located.written]);
+        lines.push(issue.message === "Required" ? `${where}: required but missing` : `${where}: ${issue.message} (${describeValue(located)})`);
+    }
+    return [...new Set(lines)];
+}
+
+export interface ParseOptions<T> extends FormatOptions {
+    /** Prefix of every line, e.g. `Service chat` for component args. */
+    label?: string;
+    /** Cross-field checks on the parsed value; they run only once the shape is valid. */
+    check?: (parsed: T) => Problem[];
+}
+
+/** Parses `input` with `schema`, runs the checks, and throws one ConfigError listing every problem. */
+export function parseOrThrow<S extends z.ZodTypeAny>(schema: S, input: unknown, options: ParseOptions<z.output<S>> = {}): z.output<S> {
+    const result = schema.safeParse(input);
+    const problems = result.success ? (options.check?.(result.data) ?? []) : result.error.issues;
+    if (problems.length > 0) {
+        const lines = formatIssues(problems, input, options);
+        throw new ConfigError(options.label ? lines.map((line) => `${options.label}: ${line}`) : lines);
+    }
+    return result.data;
+}

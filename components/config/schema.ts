@@ -1,0 +1,261 @@
+// The config shape, one for both entry points: the stack config (`gateway`, `services`, `tokens`) and
+// the component args (GatewayArgs, ServiceArgs hold the same fields). Cross-field checks: checks.ts.
+import type * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+import { backends, type BackendGatewayArgs, type BackendPlacementArgs } from "../backends";
+import { maxReplicas, portSlots } from "../naming";
+import { routerFor, routerTypes, type RouterSettings } from "../routers";
+import type { KeyAliases } from "./errors";
+import { dnsLabel, domain, exactVersion, httpUrl, keySourceFields, nonEmpty, orOutput, port, token } from "./fields";
+
+/** Old spellings still accepted: `rate_limits` was the documented key before `rateLimits`. */
+export const keyAliases: KeyAliases = { rateLimits: "rate_limits" };
+
+const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+const routerType = z.string({ invalid_type_error: "expected a router type" }).superRefine((type, ctx) => {
+    if (!routerTypes().includes(type)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected a router type: ${routerTypes().join(", ")}` });
+    }
+});
+
+const routerObject = z
+    .object({
+        type: routerType,
+        policy: z.string({ invalid_type_error: "expected a policy name" }).optional(),
+        version: exactVersion.optional(),
+        indexUrl: httpUrl.optional(),
+    })
+    .strict();
+
+/** `router: sglang` is shorthand for `router: {type: sglang}`; policy and version default to the router's own. */
+const routerSchema = z
+    .union([routerType, routerObject], {
+        errorMap: (issue, ctx) =>
+            issue.code === "invalid_union"
+                ? { message: `expected a router type (${routerTypes().join(", ")}) or {type, policy, version, indexUrl}` }
+                : { message: ctx.defaultError },
+    })
+    .transform((r): RouterSettings => {
+        const given = typeof r === "string" ? { type: r } : r;
+        const router = routerFor(given.type);
+        return {
+            type: given.type,
+            policy: given.policy ?? router.defaultPolicy,
+            version: given.version ?? router.defaultVersion,
+            ...(given.indexUrl ? { indexUrl: given.indexUrl } : {}),
+        };
+    });
+
+const tlsSchema = z
+    .object({
+        certificate: orOutput(nonEmpty),
+        privateKey: orOutput(nonEmpty),
+    })
+    .strict();
+
+const gatewayCommon = {
+    domain: orOutput(domain),
+    router: routerSchema.optional(),
+    tls: tlsSchema.optional(),
+    ...keySourceFields,
+};
+
+function gatewayUnion(extra: z.ZodRawShape) {
+    const options = Object.entries(backends).map(([name, backend]) =>
+        z.object({ ...extra, ...gatewayCommon, backend: z.literal(name), ...backend.gatewayFields }).strict(),
+    );
+    return z.discriminatedUnion("backend", options as unknown as [z.AnyZodObject, z.AnyZodObject], {
+        errorMap: (issue, ctx) =>
+            issue.code === "invalid_union_discriminator" ? { message: `expected a backend: ${Object.keys(backends).join(" or ")}` } : { message: ctx.defaultError },
+    });
+}
+
+export interface RouterArgs {
+    /** Router implementation; `sglang` is the SGLang router. */
+    type: string;
+    /** Load-balancing policy; default: the router's (cache_aware for sglang). */
+    policy?: string;
+    /** Exact router package version; default: the router's pinned default. */
+    version?: string;
+    /** Package index the gateway installs from (for gateways without internet); default PyPI. */
+    indexUrl?: string;
+}
+
+export interface TlsArgs {
+    /** PEM certificate chain valid for `*.<domain>`. */
+    certificate: pulumi.Input<string>;
+    /** PEM private key of that certificate (secret). */
+    privateKey: pulumi.Input<string>;
+}
+
+interface GatewayCommonArgs {
+    /** Services are served at `<service>.<domain>`. */
+    domain: pulumi.Input<string>;
+    /** A router per service (`"sglang"` or {type, policy, version, indexUrl}); absent means a plain gateway. */
+    router?: string | RouterArgs;
+    /** Serve HTTPS with this certificate and redirect HTTP to it; absent means HTTP only. */
+    tls?: TlsArgs;
+    /** SSH key of the gateway (secret); aws: its public half becomes the EC2 key pair. */
+    privateKey?: pulumi.Input<string>;
+    /** A file holding that key, read at deploy time (`~` allowed); instead of privateKey. */
+    privateKeyPath?: string;
+}
+
+/** A gateway's settings: where it runs (`backend` and that backend's fields), its domain, router and TLS. */
+export type GatewayArgs = GatewayCommonArgs & BackendGatewayArgs;
+/** Gateway settings once parsed: defaults filled in, the router's too. */
+export type GatewaySettings = Omit<GatewayArgs, "router"> & { router?: RouterSettings };
+/** The stack config's `gateway` key. */
+export type GatewayConfig = GatewaySettings & { type: "gateway"; name: string };
+
+export const gatewaySettingsSchema = gatewayUnion({}) as unknown as z.ZodType<GatewaySettings, z.ZodTypeDef, unknown>;
+
+const rateLimitKey = z.union(
+    [z.literal("ip"), z.object({ header: z.string().regex(/^[A-Za-z0-9-]+$/, { message: "expected an HTTP header name" }) }).strict()],
+    { errorMap: () => ({ message: "expected 'ip' or {header: NAME}" }) },
+);
+
+const rateLimit = z
+    .object({
+        prefix: z
+            .string({ invalid_type_error: "expected a path prefix" })
+            .regex(/^\/[^\s{};]*$/, { message: "expected a path prefix starting with '/' without spaces, braces or ';'" })
+            .default("/"),
+        rps: z
+            .number({ invalid_type_error: "expected a number of requests per second" })
+            .positive("expected rps > 0")
+            .max(1_000_000, "expected rps <= 1000000"),
+        burst: z.number({ invalid_type_error: "expected a whole number" }).int("expected a whole number").min(0, "expected burst >= 0").default(0),
+        key: rateLimitKey.default("ip"),
+    })
+    .strict();
+
+export interface RateLimitArgs {
+    /** Requests whose path starts with this are limited; default `/`. */
+    prefix?: string;
+    /** Requests per second (fractions allowed, e.g. 0.5). */
+    rps: number;
+    /** Requests allowed above the rate before 429; default 0. */
+    burst?: number;
+    /** What a client is: its IP (default) or the value of a header. */
+    key?: "ip" | { header: string };
+}
+export type RateLimit = Required<RateLimitArgs>;
+
+const envList = z.union(
+    [
+        z.record(z.string().regex(envNamePattern, { message: "expected an environment variable name" }), orOutput(z.string())),
+        z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(=.*)?$/s, { message: "expected NAME or NAME=VALUE" })),
+    ],
+    { errorMap: () => ({ message: "expected a map of NAME: VALUE or a list of NAME=VALUE / NAME" }) },
+);
+
+const placementFields: z.ZodRawShape = Object.assign({}, ...Object.values(backends).map((b) => b.placementFields));
+const wholeReplicas = `expected a whole number from 0 to ${maxReplicas}`;
+const slotRange = `expected a slot from 0 to ${portSlots - 1}`;
+
+const serviceCommon = {
+    port,
+    model: nonEmpty,
+    commands: z.array(nonEmpty, { invalid_type_error: "expected a list of shell commands" }).optional(),
+    image: nonEmpty.optional(),
+    env: envList.optional(),
+    replicas: z.number({ invalid_type_error: wholeReplicas }).int(wholeReplicas).min(0, wholeReplicas).max(maxReplicas, wholeReplicas).default(1),
+    auth: z.boolean({ invalid_type_error: "expected true or false" }).default(true),
+    rateLimits: z.array(rateLimit, { invalid_type_error: "expected a list of {prefix, rps, burst, key}" }).default([]),
+    router: z.object({ policy: z.string({ invalid_type_error: "expected a policy name" }) }).strict().optional(),
+    portSlot: z.number({ invalid_type_error: slotRange }).int(slotRange).min(0, slotRange).max(portSlots - 1, slotRange).optional(),
+    readinessTimeoutSeconds: z.number().int("expected a whole number of seconds").min(1).max(7200).default(600),
+    ...placementFields,
+};
+
+/** Renames an alias to its documented key, unless both are given (then the alias is an unknown key). */
+function withAliases(input: unknown): unknown {
+    if (input === null || typeof input !== "object" || Array.isArray(input)) {
+        return input;
+    }
+    const out: Record<string, unknown> = { ...(input as Record<string, unknown>) };
+    for (const [documented, alias] of Object.entries(keyAliases)) {
+        if (alias in out && !(documented in out)) {
+            out[documented] = out[alias];
+            delete out[alias];
+        }
+    }
+    return out;
+}
+
+function serviceObject(extra: z.ZodRawShape) {
+    return z.preprocess(
+        withAliases,
+        z
+            .object({ ...extra, ...serviceCommon })
+            .strict()
+            .superRefine((s, ctx) => {
+                if (!s.commands && !s.image) {
+                    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["commands"], message: "expected commands, image, or both: nothing says how to start the model server" });
+                }
+            }),
+    );
+}
+
+type ServiceCommonArgs = {
+    /** Port the model server listens on (replicas sharing a host get port, port+1, ...), `$PORT`. */
+    port: number;
+    /** Model name (`$MODEL` in the replicas' environment). */
+    model: string;
+    /** Shell commands that start the model server; they run in order, the last one serves. */
+    commands?: string[];
+    /** Container image to run the commands in (docker on the replica host). */
+    image?: string;
+    /** Environment of the model server: {NAME: value}, or [NAME=value, NAME] (a bare NAME from the deploying environment). */
+    env?: Record<string, pulumi.Input<string>> | string[];
+    /** Number of replicas, 0 to 64; default 1. 0 keeps the endpoint and answers 503. */
+    replicas?: number;
+    /** Require a bearer token; default true. */
+    auth?: boolean;
+    /** nginx rate limits; over the limit answers 429. */
+    rateLimits?: RateLimitArgs[];
+    /** Router settings of this service; default: the gateway's policy. */
+    router?: { policy: string };
+    /** Pins the service's port slot (0-299) when two service names map to the same one. */
+    portSlot?: number;
+    /** How long a new replica may take to become healthy; default 600. */
+    readinessTimeoutSeconds?: number;
+};
+
+/** A service's settings: the model server, how many replicas, where they run, and the endpoint's auth and limits. */
+export type ServiceSettingsArgs = ServiceCommonArgs & BackendPlacementArgs;
+/** Service settings once parsed: defaults filled in. */
+export type ServiceSettings = Omit<ServiceSettingsArgs, "replicas" | "auth" | "rateLimits" | "readinessTimeoutSeconds"> & {
+    replicas: number;
+    auth: boolean;
+    rateLimits: RateLimit[];
+    readinessTimeoutSeconds: number;
+};
+/** One entry of the stack config's `services` list. */
+export type ServiceConfig = ServiceSettings & { type: "service"; name: string };
+
+export const serviceSettingsSchema = serviceObject({}) as unknown as z.ZodType<ServiceSettings, z.ZodTypeDef, unknown>;
+
+export interface StackConfig {
+    gateway: GatewayConfig;
+    services: ServiceConfig[];
+    /** Bearer tokens per service name. */
+    tokens: Record<string, string[]>;
+}
+
+export const stackSchema = z
+    .object({
+        gateway: gatewayUnion({ type: z.literal("gateway", { errorMap: () => ({ message: "expected 'gateway'" }) }), name: dnsLabel }),
+        services: z
+            .array(serviceObject({ type: z.literal("service", { errorMap: () => ({ message: "expected 'service'" }) }), name: dnsLabel }), {
+                invalid_type_error: "expected a list of services",
+            })
+            .default([]),
+        tokens: z.record(z.array(token, { invalid_type_error: "expected a list of bearer tokens" }).min(1, "expected at least one token")).default({}),
+    })
+    .strict() as unknown as z.ZodType<StackConfig, z.ZodTypeDef, unknown>;
+
+/** Bearer tokens as component args give them: checked when known, passed as they are when Outputs. */
+export const tokensSchema = orOutput(z.array(orOutput(token), { invalid_type_error: "expected a list of bearer tokens" }));

@@ -1,0 +1,130 @@
+// The host files of one replica, as pure functions of plain values: its process (run script,
+// environment, unit) on its host, and on the gateway its tunnel unit and its bridge.
+import type { HostFile } from "../host-script/phases";
+import { replicaPaths, servicePaths, unitFile } from "../naming";
+import { render } from "../templates";
+
+export interface ReplicaProcessInput {
+    service: string;
+    index: number;
+    /** The port the model server listens on, on its host. */
+    port: number;
+    model: string;
+    commands: string[];
+    /** Run the commands in this container image (docker); absent runs them on the host. */
+    image?: string;
+    /** The user's environment, values known. */
+    env: Record<string, string>;
+    /** How the gateway reaches the model server: a tunnel to its loopback, or its private address. */
+    reachMode: "tunnel" | "direct";
+}
+
+/** Variables every replica gets beside the user's. */
+export const replicaVariables = ["SERVICE_NAME", "REPLICA_INDEX", "MODEL", "PORT"];
+
+/** The run script, the systemd environment file and the unit of the model server. */
+export function replicaProcessFiles(input: ReplicaProcessInput): { runScript: HostFile; envFile: HostFile; unit: HostFile } {
+    const { service, index } = input;
+    const paths = replicaPaths(service, index);
+    return {
+        runScript: {
+            path: paths.runScript,
+            mode: "0755",
+            content: render("scripts/replica-run.sh.njk", {
+                service,
+                index,
+                port: input.port,
+                image: input.image ?? "",
+                containerName: paths.containerName,
+                envNames: [...Object.keys(input.env), ...replicaVariables],
+                // Tunnels end on the replica's loopback; direct mode dials its private address.
+                publishAddress: input.reachMode === "tunnel" ? "127.0.0.1" : "0.0.0.0",
+                commands: input.commands,
+                commandsText: input.commands.join("\n"),
+            }),
+        },
+        envFile: {
+            path: paths.envFile,
+            mode: "0600",
+            content: render("systemd/replica.env.njk", {
+                service,
+                index,
+                env: { ...input.env, SERVICE_NAME: service, REPLICA_INDEX: String(index), MODEL: input.model, PORT: String(input.port) },
+            }),
+        },
+        unit: {
+            path: unitFile(paths.processUnit),
+            mode: "0644",
+            content: render("systemd/replica.service.njk", {
+                service,
+                index,
+                model: input.model,
+                envFile: paths.envFile,
+                workDir: paths.processDir,
+                runScript: paths.runScript,
+            }),
+        },
+    };
+}
+
+export interface TunnelInput {
+    service: string;
+    index: number;
+    /** The replica host's sshd. */
+    host: string;
+    port: number;
+    user: string;
+    /** The model server's port on the replica host's loopback. */
+    remotePort: number;
+}
+
+/** The gateway-side SSH tunnel that ends in the replica's unix socket. */
+export function tunnelUnitFile(input: TunnelInput): HostFile {
+    const paths = replicaPaths(input.service, input.index);
+    return {
+        path: unitFile(paths.tunnelUnit),
+        mode: "0644",
+        content: render("systemd/tunnel.service.njk", {
+            service: input.service,
+            index: input.index,
+            host: input.host,
+            port: input.port,
+            user: input.user,
+            remotePort: input.remotePort,
+            keyFile: paths.tunnelKey,
+            knownHostsFile: paths.tunnelKnownHosts,
+            socket: paths.socket,
+            socketDir: servicePaths(input.service).socketDir,
+        }),
+    };
+}
+
+/** The tunnel's key on the gateway (0600, one line ending in a newline). */
+export function tunnelKeyFile(service: string, index: number, privateKey: string): HostFile {
+    return { path: replicaPaths(service, index).tunnelKey, mode: "0600", content: privateKey.trim() + "\n" };
+}
+
+export interface BridgeInput {
+    service: string;
+    index: number;
+    bridgePort: number;
+    /** What nginx connects to: `unix:<socket>` or `<address>:<port>`. */
+    target: string;
+}
+
+/** The replica's nginx listener on the gateway's loopback: the URL the router sends it requests at. */
+export function bridgeFile(input: BridgeInput): HostFile {
+    const paths = replicaPaths(input.service, input.index);
+    return {
+        path: paths.bridgeFile,
+        mode: "0644",
+        content: render("nginx/bridge.conf.njk", {
+            service: input.service,
+            index: input.index,
+            bridgePort: input.bridgePort,
+            target: input.target,
+            upstreamName: paths.bridgeUpstream,
+            readTimeoutSeconds: 3600,
+        }),
+    };
+}

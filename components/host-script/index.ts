@@ -1,0 +1,22 @@
+// Remote steps: files a host owns, written and activated over SSH, removed again on delete.
+import * as pulumi from "@pulumi/pulumi";
+import { applyScript, removeScript, type HostFile, type HostStepPhases } from "./phases";
+import { HostScript, type SshConnection } from "./provider";
+
+export { applyScript, removeScript, type HostFile, type HostStepPhases } from "./phases";
+export { HostScript, hostScriptProvider, type HostScriptInputs, type ResolvedSshConnection, type SshConnection } from "./provider";
+
+/** A HostFile whose content may be known only at deploy time (a secret, an address). */
+export type HostFileInput = Omit<HostFile, "content"> & { content: pulumi.Input<string> };
+
+export interface HostStepArgs extends Omit<HostStepPhases, "write"> {
+    connection: pulumi.Input<SshConnection>;
+    write: HostFileInput[];
+}
+
+/** One remote step: its create script writes and activates, its delete script undoes it. */
+export function hostStep(name: string, args: HostStepArgs, opts: pulumi.CustomResourceOptions): HostScript {
+    const contents = pulumi.all(args.write.map((f) => f.content));
+    const create = contents.apply((texts) => applyScript({ ...args, write: args.write.map((f, i) => ({ ...f, content: texts[i] })) }));
+    return new HostScript(name, { connection: args.connection, description: args.description, create, delete: removeScript(args) }, opts);
+}

@@ -1,0 +1,40 @@
+// Steps many remote changes share: a systemd unit's lifecycle, an nginx reload that is checked first,
+// and the bounded waits around nginx reloads and sockets.
+import { hostPaths } from "../naming";
+import { render } from "../templates";
+
+/** Installing, (re)starting and removing one systemd unit whose file the step writes. */
+export function systemdUnitSteps(unit: string) {
+    return {
+        activate: ["systemctl daemon-reload", `systemctl enable ${unit}`, `systemctl restart ${unit}`],
+        rollBack: ["systemctl daemon-reload"],
+        deactivate: [`systemctl disable --now ${unit}`],
+        afterRemove: ["systemctl daemon-reload"],
+    };
+}
+
+/** nginx reads its changed files only after `nginx -t` passed; a removal reloads if the rest still checks. */
+export const nginxReload = {
+    activate: ["nginx -t", "systemctl reload nginx"],
+    afterRemove: "nginx -t && systemctl reload nginx",
+};
+
+/** Records this host's nginx workers (the ones the next reload retires), for `nginxDrain`. */
+export function nginxRecordWorkers(pidsFile: string): string {
+    return render("scripts/nginx-workers.sh.njk", { pidsFile, nginxPidFile: hostPaths.nginxPidFile });
+}
+
+/** Waits (bounded) until the workers `nginxRecordWorkers` recorded have finished their requests and exited. */
+export function nginxDrain(pidsFile: string, seconds = 120): string {
+    return render("scripts/nginx-drain.sh.njk", { seconds, pidsFile });
+}
+
+/** Waits (bounded) until no nginx worker that an earlier reload retired is left. */
+export function nginxDrainRetired(seconds = 120): string {
+    return render("scripts/nginx-drain-retired.sh.njk", { seconds, nginxPidFile: hostPaths.nginxPidFile });
+}
+
+/** Waits (bounded) for a unix socket, showing the unit's journal if it never appears. */
+export function waitForSocket(socket: string, what: string, unit: string, seconds = 30): string {
+    return render("scripts/wait-socket.sh.njk", { socket, seconds, what, unit });
+}
