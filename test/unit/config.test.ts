@@ -100,7 +100,7 @@ const catalog: Case[] = [
     ["portSlot out of range", (s) => (svc(s).portSlot = 300), "services[0].portSlot", /0 to 299/],
     ["rate limit prefix with an opening brace", (s) => (svc(s).rate_limits = [{ rps: 1, prefix: "/v1/{x" }]), "services[0].rate_limits[0].prefix", /braces or ';'/],
     ["rate limit prefix with a closing brace", (s) => (svc(s).rate_limits = [{ rps: 1, prefix: "/v1/}" }]), "services[0].rate_limits[0].prefix", /braces or ';'/],
-    ["rate limit prefix with a semicolon", (s) => (svc(s).rate_limits = [{ rps: 1, prefix: "/v1/;return 200" }]), "services[0].rate_limits[0].prefix", /braces or ';'/],
+    ["rate limit prefix with a semicolon", (s) => (svc(s).rate_limits = [{ rps: 1, prefix: "/v1/;return" }]), "services[0].rate_limits[0].prefix", /braces or ';'/],
     ["rateLimits (documented spelling) checked alike", (s) => (svc(s).rateLimits = [{ rps: 0 }]), "services[0].rateLimits[0].rps", /rps > 0/],
     // Cross-field checks (config/checks.ts), one case each.
     ["gateway power_of_two (refused at start by 0.3.2)", (s) => (gw(s).router = { type: "sglang", policy: "power_of_two" }), "gateway.router.policy", /refuses to start power_of_two/],

@@ -59,8 +59,6 @@ describe("resource graph (mocks)", () => {
             assert.strictEqual(record.inputs.name, "*.example.com");
             assert.strictEqual(record.inputs.type, "A");
             assert.deepStrictEqual(record.inputs.records, ["203.0.113.10"]);
-            const group = mocks.named("gw-gateway");
-            assert.ok(group);
             const sg = mocks.ofType("aws:ec2/securityGroup:SecurityGroup").find((r) => r.name === "gw-gateway");
             const ports = (sg?.inputs.ingress as { fromPort: number }[]).map((r) => r.fromPort).sort((a, b) => a - b);
             assert.deepStrictEqual(ports, [22, 80, 443]);

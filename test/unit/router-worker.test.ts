@@ -95,6 +95,18 @@ describe("RouterWorker provider (sglang, 0.3.x /workers API)", () => {
         assert.deepStrictEqual([...api.workers.values()].map((w) => w.url), ["http://127.0.0.1:20002"]);
     });
 
+    it("delete resolves the router id by its own URL only: not a stale stored id, not the first listed, not a similar URL", async () => {
+        api = new AdminApi();
+        base = await api.start();
+        const first = await provider.create(inputs(base, { workerUrl: "http://127.0.0.1:20001" }));
+        const target = await provider.create(inputs(base, { workerUrl: "http://127.0.0.1:2000" }));
+        await provider.create(inputs(base, { workerUrl: "http://127.0.0.1:200011" }));
+        // A restarted router hands out new ids: the one in the state may now belong to another worker.
+        const stale = { ...(target.outs as SglangWorkerOutputs), routerWorkerId: (first.outs as SglangWorkerOutputs).routerWorkerId };
+        await provider.delete(target.id, stale);
+        assert.deepStrictEqual([...api.workers.values()].map((w) => w.url).sort(), ["http://127.0.0.1:20001", "http://127.0.0.1:200011"]);
+    });
+
     it("read reports a worker missing from the router as gone (drift for pulumi refresh)", async () => {
         api = new AdminApi();
         base = await api.start();

@@ -4,7 +4,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { serverBlockText, planLocations, rateLimitZones, nginxRate, type ServerBlockInput } from "../../components/host-files/server-block";
+import { serverBlockText, planLocations, rateLimitZones, nginxRate, headerVariable, tokenPattern, type ServerBlockInput } from "../../components/host-files/server-block";
 import { sglangRouter } from "../../components/routers/sglang/router";
 import { bridgeFile } from "../../components/host-files/replica";
 import { bridgePort } from "../../components/naming";
@@ -114,6 +114,30 @@ describe("nginx templates (real nginx -t)", () => {
 
     it("a broken config fails nginx -t (the check is real)", () => {
         assert.throws(() => nginxTest({ services: { "bad.conf": "server { listen 80; location / { proxy_pass http://; } }" } }), /nginx -t failed/);
+    });
+});
+
+describe("tokens and rate-limit keys", () => {
+    /** nginx map keys starting with `~` are PCRE; these patterns mean the same in JavaScript. */
+    const accepts = (token: string, header: string) => new RegExp(tokenPattern(token).slice(1)).test(header);
+
+    it("a token pattern accepts exactly that token: every special character is literal", () => {
+        const token = "ab.cd+ef/gh=ij~kl_mn-op";
+        assert.ok(accepts(token, `Bearer ${token}`));
+        for (const [i, ch] of [...token].entries()) {
+            if (/[A-Za-z]/.test(ch)) continue;
+            const other = token.slice(0, i) + "X" + token.slice(i + 1);
+            assert.ok(!accepts(token, `Bearer ${other}`), `'${ch}' at ${i} matched 'X': ${tokenPattern(token)}`);
+        }
+        assert.ok(!accepts(token, `Bearer ${token}x`), "a longer token");
+        assert.ok(!accepts(token, `Bearer x${token}`), "a prefixed token");
+        assert.ok(!accepts(token, `Bearer ${token.toUpperCase()}`), "case matters");
+    });
+
+    it("a header-keyed limit uses nginx's variable for the header: lowercase, dashes as underscores", () => {
+        assert.strictEqual(headerVariable("X-Api-Key"), "$http_x_api_key");
+        const [zone] = rateLimitZones("chat", [{ prefix: "/", rps: 1, burst: 0, key: { header: "X-Tenant-Id" } }]);
+        assert.strictEqual(zone.key, "$http_x_tenant_id");
     });
 });
 
