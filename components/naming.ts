@@ -105,8 +105,8 @@ export function routerPaths(service: string) {
     return {
         unit: `sglang-gateway-router-${service}.service`,
         startScript: `${etcDir}/routers/${service}/start.sh`,
-        /** What the router must remember across restarts (registered workers), one file each. */
-        workersDir: `${stateDir}/routers/${service}/workers`,
+        /** Where the router keeps what it must remember across restarts (the router decides what). */
+        stateDir: `${stateDir}/routers/${service}`,
         logDir: `${logDir}/${service}`,
     };
 }

@@ -3,6 +3,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { routerInstallDir, routerPaths, unitFile } from "../../naming";
 import { render, shellQuote, templateFile } from "../../templates";
 import type { Router, RouterLaunch, RouterLaunchOptions, RouterSettings, RouterWorkerArgs } from "../types";
+import { sglangWorkersDir } from "./paths";
 import { SglangRouterWorker } from "./worker";
 
 const packageName = "sglang-router";
@@ -81,6 +82,7 @@ export const sglangRouter: Router = {
 
     launch(options: RouterLaunchOptions): RouterLaunch {
         const paths = routerPaths(options.service);
+        const workersDir = sglangWorkersDir(options.service);
         const command = sglangRouterCommand(options).map(shellQuote).join(" ");
         return {
             unitName: paths.unit,
@@ -91,7 +93,7 @@ export const sglangRouter: Router = {
                     content: render("scripts/router-start.sh.njk", {
                         routerName: "sglang",
                         service: options.service,
-                        workersDir: paths.workersDir,
+                        workersDir,
                         command,
                         workerUrlsFlag: "--worker-urls",
                     }),
@@ -102,7 +104,7 @@ export const sglangRouter: Router = {
                     content: render("systemd/router.service.njk", { routerName: "sglang", service: options.service, startScript: paths.startScript }),
                 },
             ],
-            prepare: [`mkdir -p ${shellQuote(paths.logDir)} ${shellQuote(paths.workersDir)}`],
+            prepare: [`mkdir -p ${shellQuote(paths.logDir)} ${shellQuote(workersDir)}`],
             waitReady: [
                 render("scripts/wait-http.sh.njk", {
                     url: `http://127.0.0.1:${options.port}/health`,
@@ -111,7 +113,7 @@ export const sglangRouter: Router = {
                     unit: paths.unit,
                 }),
             ],
-            statePaths: [paths.workersDir, paths.logDir],
+            statePaths: [workersDir, paths.logDir],
         };
     },
 

@@ -4,9 +4,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { SshConnection } from "../../host-script";
 import type { SshTarget } from "../../host-script/ssh";
-import { routerPaths } from "../../naming";
 import { withAdminSession, type AdminSession } from "../admin-session";
 import type { RouterWorkerArgs, RouterWorkerResource } from "../types";
+import { sglangWorkersDir } from "./paths";
 
 /** Provider inputs as stored in the state. */
 export interface SglangWorkerInputs {
@@ -180,7 +180,7 @@ export class SglangRouterWorker extends pulumi.dynamic.Resource implements Route
                 routerPort: args.routerPort,
                 workerUrl: args.workerUrl,
                 workerType: "regular",
-                workersDir: routerPaths(args.service).workersDir,
+                workersDir: sglangWorkersDir(args.service),
                 readinessTimeoutSeconds: args.readinessTimeoutSeconds,
                 routerWorkerId: undefined,
             },
