@@ -97,6 +97,8 @@ export class Service extends pulumi.ComponentResource {
                 tokens: tokenValues,
                 upstreamServers: upstreams,
                 allow: router?.inferencePaths,
+                internalResponseHeaders: router && routerSettings ? router.internalResponseHeaders(routerSettings.version) : [],
+                noWorkerAnswer: router && routerSettings ? router.noWorkerAnswer(routerSettings.version) : undefined,
                 rateLimits: settings.rateLimits,
                 tls: gateway.tls ? tlsPaths : undefined,
             }),

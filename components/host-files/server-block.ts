@@ -2,7 +2,7 @@
 import type { RateLimit } from "../config";
 import type { HostFile } from "../host-script/phases";
 import { gatewayPaths, servicePaths } from "../naming";
-import type { PathAllowList } from "../routers";
+import type { NoWorkerAnswer, PathAllowList } from "../routers";
 import { render } from "../templates";
 
 export type { PathAllowList } from "../routers";
@@ -31,9 +31,19 @@ export function nginxRate(rps: number): string {
 }
 
 /** nginx's variable for a request header: lowercase, dashes become underscores (`X-Api-Key` → `$http_x_api_key`). */
-export function headerVariable(header: string): string {
-    return `$http_${header.toLowerCase().replace(/-/g, "_")}`;
+export function headerVariable(header: string, prefix = "$http_"): string {
+    return `${prefix}${header.toLowerCase().replace(/-/g, "_")}`;
 }
+
+/** CORS is the gateway's decision: whatever a router sends by default (0.3.2: `*` on everything) is dropped. */
+export const corsResponseHeaders = [
+    "access-control-allow-origin",
+    "access-control-allow-credentials",
+    "access-control-allow-headers",
+    "access-control-allow-methods",
+    "access-control-expose-headers",
+    "access-control-max-age",
+];
 
 export function rateLimitZones(service: string, limits: RateLimit[]): RateLimitZone[] {
     return limits.map((limit, i) => ({
@@ -77,6 +87,10 @@ export interface ServerBlockInput {
     allow?: PathAllowList;
     rateLimits: RateLimit[];
     tls?: { certificatePath: string; privateKeyPath: string };
+    /** Response headers of the router that never reach a client (worker addresses, internal error codes). */
+    internalResponseHeaders?: readonly string[];
+    /** The router's answer for "no worker", turned into the gateway's 503. */
+    noWorkerAnswer?: NoWorkerAnswer;
     /** Longest a request may take, streaming included. */
     readTimeoutSeconds?: number;
     /** Public ports; default 80 and 443. */
@@ -110,6 +124,8 @@ export function serverBlockText(input: ServerBlockInput): string {
         locations: planLocations(allow, zones),
         denyOtherPaths: !allow.prefix.includes("/"),
         tls: input.tls ?? false,
+        hideHeaders: [...corsResponseHeaders, ...(input.internalResponseHeaders ?? [])],
+        noWorkerAnswer: input.noWorkerAnswer ? { ...input.noWorkerAnswer, variable: headerVariable(input.noWorkerAnswer.header, "$upstream_http_") } : false,
         readTimeoutSeconds: input.readTimeoutSeconds ?? 3600,
         httpPort: input.httpPort ?? 80,
         httpsPort: input.httpsPort ?? 443,

@@ -11,6 +11,13 @@ export interface PathAllowList {
     prefix: string[];
 }
 
+/** An answer of the router that means "no worker": its status and a header value that tells it apart. */
+export interface NoWorkerAnswer {
+    status: number;
+    header: string;
+    value: string;
+}
+
 /** A router's settings once parsed: defaults filled in from the router itself. */
 export interface RouterSettings {
     type: string;
@@ -88,6 +95,10 @@ export interface Router {
      */
     readonly addsWorkersAtRuntime: boolean;
     readonly inferencePaths: PathAllowList;
+    /** Response headers of this version that carry router internals; the gateway never passes them on. */
+    internalResponseHeaders(version: string): readonly string[];
+    /** How this version answers when it has no worker for the request (the gateway answers its own 503 instead). */
+    noWorkerAnswer(version: string): NoWorkerAnswer | undefined;
     install(settings: RouterSettings): RouterInstall;
     /** The router process for one service. */
     launch(options: RouterLaunchOptions): RouterLaunch;

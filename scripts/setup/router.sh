@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prepare the SGLang router for tests and for air-gapped gateways.
+# Prepare the SGLang router, both generations (smg 1.x and sglang-router 0.3.x), for tests and for
+# air-gapped gateways.
 #
 #   bash scripts/setup/router.sh           # idempotent; a rerun is a fast no-op
 #   bash scripts/setup/router.sh --force   # rebuild everything
@@ -7,16 +8,17 @@
 # Everything lands OUTSIDE the repo, under
 #   CACHE=${SGLANG_GATEWAY_CACHE:-$HOME/.cache/sglang-gateway}
 #
-#   $CACHE/wheels/files/          sglang-router==0.3.2 + all dependencies, as wheels for
+#   $CACHE/wheels/files/          smg==1.13.0 and sglang-router==0.3.2 + all dependencies, as wheels for
 #                                 CPython 3.11 / manylinux x86_64 (glibc <= 2.36, i.e.
 #                                 the host and Debian bookworm's python3 alike)
 #   $CACHE/wheels/simple/         PEP 503 index over those files. Serve $CACHE/wheels with any
 #                                 static file server and point pip (router.indexUrl) at /simple:
 #                                   python3 -m http.server --bind 127.0.0.1 --directory $CACHE/wheels 8000
 #                                   pip install --index-url http://127.0.0.1:8000/simple sglang-router==0.3.2
-#   $CACHE/router-venv/           host venv with the router, installed from the local index only:
-#                                   $CACHE/router-venv/bin/python -m sglang_router.launch_router --help
-#   $CACHE/router-0.3.2.stamp     written last; its presence makes a rerun a no-op
+#   $CACHE/routers/<pkg>-<ver>/   one host venv per router, installed from the local index only:
+#                                   $CACHE/routers/smg-1.13.0/bin/python -m smg.launch_router --help
+#                                   $CACHE/routers/sglang-router-0.3.2/bin/python -m sglang_router.launch_router --help
+#   $CACHE/routers.stamp          written last; its presence makes a rerun a no-op
 #
 # Environment:
 #   SGLANG_GATEWAY_CACHE          cache root (default ~/.cache/sglang-gateway)
@@ -27,22 +29,24 @@
 #   SGLANG_GATEWAY_MAX_GLIBC      newest manylinux glibc accepted for wheels (default 2.36 = bookworm)
 set -euo pipefail
 
-ROUTER_PKG=sglang-router
-ROUTER_VERSION=0.3.2
+# package version import-name: every router generation the library installs on gateways.
+ROUTERS=("smg 1.13.0 smg" "sglang-router 0.3.2 sglang_router")
 PY_TAG=311                       # CPython 3.11: host pyenv 3.11 and Debian bookworm python3 3.11
 MAX_GLIBC=${SGLANG_GATEWAY_MAX_GLIBC:-2.36}
 
-# The full dependency closure of the router, pinned so the host venv and every gateway get the
-# same bits: the library ships the same file to gateways (pip -c). Refresh: `pip download
-# sglang-router==X -d /tmp/x`, copy the versions into the file, then run with --force.
-CONSTRAINTS=$(cat "$(dirname "${BASH_SOURCE[0]}")/../../templates/routers/$ROUTER_PKG-$ROUTER_VERSION.constraints.txt")
+# The full dependency closure of each router, pinned so the host venvs and every gateway get the
+# same bits: the library ships the same files to gateways (pip -c). Refresh: `pip download
+# <pkg>==X -d /tmp/x`, copy the versions into templates/routers/<pkg>-X.constraints.txt, run with --force.
+CONSTRAINTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../templates/routers" && pwd)"
+constraints_of() { cat "$CONSTRAINTS_DIR/$1-$2.constraints.txt"; }
+ALL_CONSTRAINTS=$(for r in "${ROUTERS[@]}"; do read -r pkg ver _ <<<"$r"; constraints_of "$pkg" "$ver"; done)
 
 CACHE=${SGLANG_GATEWAY_CACHE:-$HOME/.cache/sglang-gateway}
 WHEELS=$CACHE/wheels
 FILES=$WHEELS/files
 SIMPLE=$WHEELS/simple
-VENV=$CACHE/router-venv
-STAMP=$CACHE/router-$ROUTER_VERSION.stamp
+VENVS=$CACHE/routers
+STAMP=$CACHE/routers.stamp
 PYTHON=${SGLANG_GATEWAY_PYTHON:-python3}
 
 FORCE=0
@@ -58,17 +62,20 @@ T0=$(date +%s)
 log() { printf '[router.sh +%3ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
 die() { printf '[router.sh] ERROR: %s\n' "$*" >&2; exit 1; }
 
-# The stamp records what was built; the venv must still hold the router.
-stamp_key="$ROUTER_PKG==$ROUTER_VERSION cp$PY_TAG glibc<=$MAX_GLIBC $(printf '%s' "$CONSTRAINTS" | sha256sum | cut -c1-16)"
+# The stamp records what was built; each venv must still hold its router.
+stamp_key="${ROUTERS[*]} cp$PY_TAG glibc<=$MAX_GLIBC $(printf '%s' "$ALL_CONSTRAINTS" | sha256sum | cut -c1-16)"
 is_done() {
-  [[ -f "$STAMP" ]] && [[ "$(cat "$STAMP")" == "$stamp_key" ]] \
-    && [[ -x "$VENV/bin/python" ]] \
-    && compgen -G "$VENV/lib/python3.11/site-packages/sglang_router-$ROUTER_VERSION.dist-info" >/dev/null \
-    && [[ -f "$SIMPLE/index.html" ]]
+  [[ -f "$STAMP" ]] && [[ "$(cat "$STAMP")" == "$stamp_key" ]] && [[ -f "$SIMPLE/index.html" ]] || return 1
+  local r pkg ver
+  for r in "${ROUTERS[@]}"; do
+    read -r pkg ver _ <<<"$r"
+    [[ -x "$VENVS/$pkg-$ver/bin/python" ]] \
+      && compgen -G "$VENVS/$pkg-$ver/lib/python3.11/site-packages/${pkg//-/_}-$ver.dist-info" >/dev/null || return 1
+  done
 }
 
 if [[ $FORCE == 0 ]] && is_done; then
-  log "up to date: $ROUTER_PKG==$ROUTER_VERSION in $VENV (index $SIMPLE); --force rebuilds"
+  log "up to date: ${ROUTERS[*]} in $VENVS (index $SIMPLE); --force rebuilds"
   exit 0
 fi
 
@@ -108,7 +115,10 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-printf '%s\n' "$CONSTRAINTS" | sed '/^$/d' > "$WORK/constraints.txt"
+printf '%s\n' "$ALL_CONSTRAINTS" | sed '/^$/d' | sort -u > "$WORK/constraints.txt"
+# One index serves both closures: a project pinned at two versions would make it ambiguous.
+conflicts=$(sed 's/==.*//' "$WORK/constraints.txt" | sort | uniq -d)
+[[ -z "$conflicts" ]] || die "the routers' closures pin these at different versions: $conflicts"
 
 # 1. Download wheels ----------------------------------------------------------------------
 # Target platform spelled out (pip does not expand manylinux_2_X by itself): every glibc
@@ -119,12 +129,15 @@ for ((m = max_minor; m >= 5; m--)); do platform_args+=(--platform "manylinux_2_$
 platform_args+=(--platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64)
 
 mkdir -p "$FILES"
-log "downloading $ROUTER_PKG==$ROUTER_VERSION + dependencies (cp$PY_TAG, manylinux glibc<=$MAX_GLIBC) into $FILES"
-"$PYTHON" -m pip download --quiet --dest "$FILES" --only-binary=:all: \
-  --implementation cp --python-version 3.11 --abi "cp$PY_TAG" --abi abi3 --abi none \
-  "${platform_args[@]}" \
-  -c "$WORK/constraints.txt" "$ROUTER_PKG==$ROUTER_VERSION" \
-  || die "pip download failed (is PyPI reachable?)"
+for r in "${ROUTERS[@]}"; do
+  read -r pkg ver _ <<<"$r"
+  log "downloading $pkg==$ver + dependencies (cp$PY_TAG, manylinux glibc<=$MAX_GLIBC) into $FILES"
+  "$PYTHON" -m pip download --quiet --dest "$FILES" --only-binary=:all: \
+    --implementation cp --python-version 3.11 --abi "cp$PY_TAG" --abi abi3 --abi none \
+    "${platform_args[@]}" \
+    -c "$WORK/constraints.txt" "$pkg==$ver" \
+    || die "pip download of $pkg==$ver failed (is PyPI reachable?)"
+done
 nfiles=$(find "$FILES" -maxdepth 1 -name '*.whl' | wc -l)
 log "  $nfiles wheels, $(du -sh "$FILES" | cut -f1) in $FILES"
 
@@ -191,20 +204,26 @@ PY
 # checksums next to the files, handy for auditing what a gateway received
 (cd "$FILES" && sha256sum -- *.whl > "$WHEELS/SHA256SUMS")
 
-# 3. Host venv, from the local index only -------------------------------------------------------
-log "creating host venv $VENV (index file://$SIMPLE only)"
-rm -rf "$VENV"
-"$PYTHON" -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --index-url "file://$SIMPLE" --only-binary=:all: \
-  "$ROUTER_PKG==$ROUTER_VERSION" || die "installing from file://$SIMPLE failed"
-"$VENV/bin/python" - "$ROUTER_VERSION" <<'PY' || die "router venv check failed"
-import importlib.metadata as md, sys
-v = md.version("sglang-router")
-assert v == sys.argv[1], f"sglang-router {v} != {sys.argv[1]}"
-import sglang_router.launch_router  # noqa: F401  (loads the Rust extension)
-print(f"  sglang-router {v} importable")
+# 3. Host venvs, from the local index only -------------------------------------------------------
+for r in "${ROUTERS[@]}"; do
+  read -r pkg ver import <<<"$r"
+  venv=$VENVS/$pkg-$ver
+  log "creating host venv $venv (index file://$SIMPLE only)"
+  rm -rf "$venv"
+  mkdir -p "$VENVS"
+  "$PYTHON" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --index-url "file://$SIMPLE" --only-binary=:all: \
+    "$pkg==$ver" || die "installing $pkg==$ver from file://$SIMPLE failed"
+  "$venv/bin/python" - "$pkg" "$ver" "$import" <<'PY' || die "router venv check failed for $pkg"
+import importlib, importlib.metadata as md, sys
+pkg, want, module = sys.argv[1:4]
+v = md.version(pkg)
+assert v == want, f"{pkg} {v} != {want}"
+importlib.import_module(module + ".launch_router")  # loads the Rust extension
+print(f"  {pkg} {v} importable")
 PY
-"$VENV/bin/python" -m sglang_router.launch_router --help >/dev/null 2>&1 || die "launch_router --help failed in $VENV"
+  "$venv/bin/python" -m "$import.launch_router" --help >/dev/null 2>&1 || die "$import.launch_router --help failed in $venv"
+done
 
 # 4. Prove the air-gapped path: pip over HTTP against a plain static server ---------------------------
 log "verifying pip install over HTTP (http.server on 127.0.0.1, $("$VERIFY_PYTHON" -m pip --version | cut -d' ' -f1-2) of $VERIFY_PYTHON)"
@@ -218,14 +237,17 @@ for _ in $(seq 1 100); do   # http.server prints "Serving HTTP on 127.0.0.1 port
   sleep 0.1
 done
 [[ -n "$port" ]] || die "http.server did not report its port within 10s"
-"$VERIFY_PYTHON" -m venv "$WORK/verify-venv"
-"$WORK/verify-venv/bin/python" -m pip install --quiet --index-url "http://127.0.0.1:$port/simple" \
-  "$ROUTER_PKG==$ROUTER_VERSION" || die "pip install via http://127.0.0.1:$port/simple failed"
-"$WORK/verify-venv/bin/python" -c 'import importlib.metadata as m, sglang_router.launch_router; print("  http index ok: sglang-router", m.version("sglang-router"))' \
-  || die "router not importable after the HTTP install"
+for r in "${ROUTERS[@]}"; do
+  read -r pkg ver import <<<"$r"
+  "$VERIFY_PYTHON" -m venv "$WORK/verify-$pkg"
+  "$WORK/verify-$pkg/bin/python" -m pip install --quiet --index-url "http://127.0.0.1:$port/simple" \
+    "$pkg==$ver" || die "pip install of $pkg==$ver via http://127.0.0.1:$port/simple failed"
+  "$WORK/verify-$pkg/bin/python" -c "import importlib.metadata as m, $import.launch_router; print('  http index ok: $pkg', m.version('$pkg'))" \
+    || die "$pkg not importable after the HTTP install"
+done
 served=$(grep -c '"GET /' "$WORK/http.log" || true)
 kill "$HTTP_PID" 2>/dev/null || true; wait "$HTTP_PID" 2>/dev/null || true; HTTP_PID=
 log "  http.server answered $served GETs; stopped"
 
 printf '%s' "$stamp_key" > "$STAMP"
-log "done: $VENV/bin/python -m sglang_router.launch_router ; index $SIMPLE"
+log "done: ${ROUTERS[*]} in $VENVS ; index $SIMPLE"

@@ -59,7 +59,7 @@ const catalog: Case[] = [
     ["ssh port as a string", (s) => (gw(s).port = "22"), "gateway.port", /port number/],
     ["unknown router shorthand", (s) => (gw(s).router = "nginx"), "gateway.router", /sglang/],
     ["unknown router type", (s) => (gw(s).router = { type: "vllm" }), "gateway.router.type", /sglang/],
-    ["unknown policy", (s) => (gw(s).router = { type: "sglang", policy: "least_loaded" }), "gateway.router.policy", /cache_aware, round_robin, random, power_of_two/],
+    ["unknown policy", (s) => (gw(s).router = { type: "sglang", policy: "least_loaded" }), "gateway.router.policy", /expected one of cache_aware, round_robin, random, least_load, prefix_hash, consistent_hashing \(smg 1\.13\.0\)/],
     ["router version not exact", (s) => (gw(s).router = { type: "sglang", version: "latest" }), "gateway.router.version", /exact version/],
     ["router indexUrl not a URL", (s) => (gw(s).router = { type: "sglang", indexUrl: "pypi" }), "gateway.router.indexUrl", /URL/],
     ["unknown key in the router", (s) => (gw(s).router = { type: "sglang", polcy: "random" }), "gateway.router.polcy", /unknown key/],
@@ -103,7 +103,10 @@ const catalog: Case[] = [
     ["rate limit prefix with a semicolon", (s) => (svc(s).rate_limits = [{ rps: 1, prefix: "/v1/;return" }]), "services[0].rate_limits[0].prefix", /braces or ';'/],
     ["rateLimits (documented spelling) checked alike", (s) => (svc(s).rateLimits = [{ rps: 0 }]), "services[0].rateLimits[0].rps", /rps > 0/],
     // Cross-field checks (config/checks.ts), one case each.
-    ["gateway power_of_two (refused at start by 0.3.2)", (s) => (gw(s).router = { type: "sglang", policy: "power_of_two" }), "gateway.router.policy", /refuses to start power_of_two/],
+    ["a router version this library does not install", (s) => (gw(s).router = { type: "sglang", version: "0.3.1" }), "gateway.router.version", /pinned closure: 1\.13\.0 \(smg\), 0\.3\.2 \(sglang-router\)/],
+    ["an smg policy on sglang-router 0.3.2", (s) => (gw(s).router = { type: "sglang", version: "0.3.2", policy: "least_load" }), "gateway.router.policy", /expected one of cache_aware, round_robin, random \(sglang-router 0\.3\.2\)/],
+    ["gateway power_of_two (refused at start by smg)", (s) => (gw(s).router = { type: "sglang", policy: "power_of_two" }), "gateway.router.policy", /smg refuses to start power_of_two/],
+    ["gateway power_of_two on 0.3.2", (s) => (gw(s).router = { type: "sglang", version: "0.3.2", policy: "power_of_two" }), "gateway.router.policy", /sglang-router 0\.3\.2 refuses to start power_of_two/],
     ["service power_of_two override", (s) => (svc(s).router = { policy: "power_of_two" }), "services[0].router.policy", /refuses to start power_of_two/],
     ["hosts on the aws backend", (s) => { Object.assign(gw(s), { backend: "aws", host: undefined }); delete gw(s).host; }, "services[0].hosts", /setting of the ssh backend.*backend is aws/],
     ["instanceType on the ssh backend", (s) => (svc(s).instanceType = "g5.xlarge"), "services[0].instanceType", /setting of the aws backend.*backend is ssh/],
@@ -118,7 +121,7 @@ describe("config validation", () => {
 
     it("a valid ssh stack parses, with defaults filled in (the router's own defaults)", () => {
         const parsed = parseStackConfig(sshStack(2));
-        assert.deepStrictEqual(parsed.gateway.router, { type: "sglang", policy: "cache_aware", version: "0.3.2" });
+        assert.deepStrictEqual(parsed.gateway.router, { type: "sglang", policy: "cache_aware", version: "1.13.0" });
         assert.strictEqual(parsed.gateway.backend === "ssh" && (parsed.gateway as { port?: number }).port, 22);
         assert.strictEqual(parsed.services[0].auth, true);
         assert.deepStrictEqual(parsed.services[0].hosts?.[0], { host: "10.213.0.3", port: 22, user: "root" });

@@ -1,23 +1,47 @@
-// The router install on the gateway: pinned package, pinned dependency closure, air-gapped index.
+// The router install on the gateway: pinned package, pinned dependency closure, air-gapped index, per generation.
 import * as assert from "assert";
-import { sglangRouter } from "../../components/routers/sglang/router";
+import { sglangRouter, sglangRouterCommand } from "../../components/routers/sglang/router";
 
-describe("sglang router install", () => {
-    it("0.3.2 installs with the shipped dependency closure as pip constraints", () => {
-        const [script] = sglangRouter.install({ type: "sglang", policy: "cache_aware", version: "0.3.2" }).commands;
-        assert.match(script, /-c \/opt\/sglang-gateway\/routers\/sglang-router-0\.3\.2\/constraints\.txt sglang-router==0\.3\.2/);
-        assert.match(script, /^pydantic==2\.14\.4$/m);
+const settings = (version: string, indexUrl?: string) => ({ type: "sglang", policy: "cache_aware", version, ...(indexUrl ? { indexUrl } : {}) });
+
+describe("sglang router install and launch, per generation", () => {
+    it("smg 1.13.0 (the default) installs smg with its shipped closure; the venv counts as complete once smg imports", () => {
+        const install = sglangRouter.install(settings(sglangRouter.defaultVersion));
+        assert.strictEqual(sglangRouter.defaultVersion, "1.13.0");
+        assert.strictEqual(install.requirement, "smg==1.13.0");
+        assert.deepStrictEqual(install.paths, ["/opt/sglang-gateway/routers/smg-1.13.0"]);
+        const [script] = install.commands;
+        assert.match(script, /-c \/opt\/sglang-gateway\/routers\/smg-1\.13\.0\/constraints\.txt smg==1\.13\.0/);
+        assert.match(script, /^grpcio==1\.85\.3$/m);
+        assert.match(script, /python -c 'import smg'/);
     });
 
-    it("a version without a shipped closure installs the pinned package alone", () => {
-        const [script] = sglangRouter.install({ type: "sglang", policy: "cache_aware", version: "0.3.1" }).commands;
-        assert.doesNotMatch(script, /constraints/);
-        assert.match(script, /sglang-router==0\.3\.1/);
+    it("0.3.2 installs sglang-router with its shipped closure; its venv check imports sglang_router", () => {
+        const [script] = sglangRouter.install(settings("0.3.2")).commands;
+        assert.match(script, /-c \/opt\/sglang-gateway\/routers\/sglang-router-0\.3\.2\/constraints\.txt sglang-router==0\.3\.2/);
+        assert.match(script, /^pydantic==2\.14\.4$/m);
+        assert.match(script, /python -c 'import sglang_router'/);
     });
 
     it("a plain-HTTP index on another host is trusted by name (pip refuses it otherwise)", () => {
-        const [script] = sglangRouter.install({ type: "sglang", policy: "cache_aware", version: "0.3.2", indexUrl: "http://10.213.0.1:8764/simple" }).commands;
+        const [script] = sglangRouter.install(settings("0.3.2", "http://10.213.0.1:8764/simple")).commands;
         assert.match(script, /--index-url http:\/\/10\.213\.0\.1:8764\/simple --trusted-host 10\.213\.0\.1 /);
-        assert.doesNotMatch(sglangRouter.install({ type: "sglang", policy: "cache_aware", version: "0.3.2", indexUrl: "https://pypi.example/simple" }).commands[0], /trusted-host/);
+        assert.doesNotMatch(sglangRouter.install(settings("0.3.2", "https://pypi.example/simple")).commands[0], /trusted-host/);
+    });
+
+    it("launch: smg runs smg.launch_router and retries an unready worker every second; 0.3.2 runs sglang_router.launch_router", () => {
+        const options = { service: "chat", port: 10001, metricsPort: 10301, policy: "round_robin", workerStartupTimeoutSeconds: 600, workerUrls: [] };
+        const smg = sglangRouterCommand({ ...options, version: "1.13.0" });
+        assert.deepStrictEqual(smg.slice(0, 3), ["/opt/sglang-gateway/routers/smg-1.13.0/bin/python", "-m", "smg.launch_router"]);
+        assert.deepStrictEqual(smg.slice(-2), ["--worker-startup-check-interval", "1"]);
+        const legacy = sglangRouterCommand({ ...options, version: "0.3.2" });
+        assert.deepStrictEqual(legacy.slice(0, 3), ["/opt/sglang-gateway/routers/sglang-router-0.3.2/bin/python", "-m", "sglang_router.launch_router"]);
+        assert.ok(!legacy.includes("--worker-startup-check-interval"), "0.3.2 does not know the flag");
+    });
+
+    it("the smg router's start removes installs no router uses any more; 0.3.2's scripts stay as they were", () => {
+        const options = { service: "chat", port: 10001, metricsPort: 10301, policy: "round_robin", workerStartupTimeoutSeconds: 600, workerUrls: [] };
+        assert.match(sglangRouter.launch({ ...options, version: "1.13.0" }).waitReady.join("\n"), /grep -qsF "\$install\/" \/etc\/sglang-gateway\/routers\/\*\/start\.sh \|\| rm -rf "\$install"/);
+        assert.strictEqual(sglangRouter.launch({ ...options, version: "0.3.2" }).waitReady.length, 1);
     });
 });

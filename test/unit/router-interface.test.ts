@@ -17,6 +17,8 @@ const staticRouter: Router = {
     versionProblem: (version) => (version === "1.0.0" ? undefined : "expected 1.0.0, the only version"),
     policyProblem: (policy) => (policy === "first" || policy === "rotate" ? undefined : "expected one of first, rotate"),
     inferencePaths: { exact: [], prefix: ["/v1/"] },
+    internalResponseHeaders: () => ["x-static-upstream"],
+    noWorkerAnswer: () => undefined,
     install: (settings) => ({ requirement: `static-test==${settings.version}`, commands: ["echo install-static-test"], paths: ["/opt/static-test"] }),
     launch(options) {
         launched.push({ workerUrls: options.workerUrls, policy: options.policy });

@@ -147,3 +147,64 @@ describe("RouterWorker provider (sglang, 0.3.x /workers API)", () => {
         await assert.rejects(revived.create(viaSsh), /cannot connect to root@127\.0\.0\.1:1/);
     });
 });
+
+describe("RouterWorker provider against smg 1.x answers (409, draining, a failed add's id gone)", () => {
+    let api: AdminApi;
+    let base: string;
+
+    afterEach(() => api.stop());
+
+    it("an add the router answers 409 'in progress' is adopted and waited for, not an error", async () => {
+        api = new AdminApi({ smg: true, healthyAfterPolls: 3 });
+        base = await api.start();
+        // Someone (a restarted router reading its worker files, an earlier interrupted apply) added it already.
+        await fetch(`${base}/workers`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ url: "http://127.0.0.1:20001" }) });
+        const created = await provider.create(inputs(base));
+        assert.strictEqual(api.workers.size, 1);
+        assert.strictEqual((created.outs as SglangWorkerOutputs).routerWorkerId, [...api.workers.values()][0].id);
+    });
+
+    it("an add the router answers 409 'already exists' is adopted", async () => {
+        api = new AdminApi({ smg: true });
+        base = await api.start();
+        await provider.create(inputs(base));
+        api.calls.length = 0;
+        const again = await provider.create(inputs(base));
+        assert.strictEqual((again.outs as SglangWorkerOutputs).routerWorkerId, [...api.workers.values()][0].id);
+    });
+
+    it("a re-add right after a delete waits until the draining worker is gone, then adds it: not the whole readiness timeout", async () => {
+        api = new AdminApi({ smg: true, drainMs: 1200 });
+        base = await api.start();
+        const first = await provider.create(inputs(base));
+        await provider.delete(first.id, first.outs as SglangWorkerOutputs);
+        assert.strictEqual([...api.workers.values()][0]?.drainingUntil !== undefined, true, "listed as draining after the delete");
+        const started = Date.now();
+        const again = await provider.create(inputs(base, { readinessTimeoutSeconds: 30 }));
+        const took = Date.now() - started;
+        assert.ok(took >= 500 && took < 10000, `re-add took ${took} ms`);
+        const [worker] = [...api.workers.values()];
+        assert.strictEqual(worker.drainingUntil, undefined);
+        assert.strictEqual((again.outs as SglangWorkerOutputs).routerWorkerId, worker.id);
+        assert.strictEqual(api.calls.filter((c) => c === "POST /workers").length, 2);
+    });
+
+    it("an accepted add whose id later answers 404 has failed: the wait ends at once and says why", async () => {
+        api = new AdminApi({ smg: true, healthyAfterPolls: Infinity, failJobs: true });
+        base = await api.start();
+        const started = Date.now();
+        await assert.rejects(provider.create(inputs(base, { readinessTimeoutSeconds: 30 })), /registration job failed.*answered 404 \(the router dropped the registration\)/);
+        assert.ok(Date.now() - started < 5000, "did not wait for the whole timeout");
+    });
+
+    it("deleting twice is fine; a draining worker reads as gone", async () => {
+        api = new AdminApi({ smg: true, drainMs: 5000 });
+        base = await api.start();
+        const created = await provider.create(inputs(base));
+        await provider.delete(created.id, created.outs as SglangWorkerOutputs);
+        await provider.delete(created.id, created.outs as SglangWorkerOutputs);
+        const read = await provider.read(created.id, created.outs as SglangWorkerOutputs);
+        assert.ok(!read.id, "a draining worker is not there any more for refresh");
+    });
+});
+

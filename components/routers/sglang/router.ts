@@ -1,17 +1,24 @@
-// The SGLang router (PyPI `sglang-router`): versions, policies, install, launch, public paths, workers.
+// The SGLang router (PyPI `smg`, formerly `sglang-router`): versions, policies, install, launch,
+// public paths, workers. What differs between its generations is in generations.ts.
 import type * as pulumi from "@pulumi/pulumi";
-import { routerInstallDir, routerPaths, unitFile } from "../../naming";
+import { gatewayPaths, routerInstallDir, routerPaths, unitFile } from "../../naming";
 import { render, shellQuote, templateFile } from "../../templates";
 import type { Router, RouterLaunch, RouterLaunchOptions, RouterSettings, RouterWorkerArgs } from "../types";
+import { generationOf, smg1, supportedVersions, type SglangGeneration } from "./generations";
 import { sglangWorkersDir } from "./paths";
 import { SglangRouterWorker } from "./worker";
 
-const packageName = "sglang-router";
-const policies = ["cache_aware", "round_robin", "random", "power_of_two"];
+function generation(version: string): SglangGeneration {
+    const found = generationOf(version);
+    if (!found) {
+        throw new Error(`sglang router version ${version} is not one of ${supportedVersions()}`);
+    }
+    return found;
+}
 
-/** One virtualenv per pinned version, so an upgrade installs beside the running one. */
+/** One virtualenv per package and pinned version, so an upgrade installs beside the running one. */
 export function sglangVenv(version: string): string {
-    return routerInstallDir(packageName, version);
+    return routerInstallDir(generation(version).packageName, version);
 }
 
 /** The command line of one service's router; it binds only to the gateway's loopback. */
@@ -19,7 +26,7 @@ export function sglangRouterCommand(options: RouterLaunchOptions): string[] {
     return [
         `${sglangVenv(options.version)}/bin/python`,
         "-m",
-        "sglang_router.launch_router",
+        generation(options.version).launchModule,
         "--host",
         "127.0.0.1",
         "--port",
@@ -38,38 +45,44 @@ export function sglangRouterCommand(options: RouterLaunchOptions): string[] {
         // Notice a dead replica in about half a minute instead of three (default 60 s interval).
         "--health-check-interval-secs",
         "10",
+        ...generation(options.version).extraFlags,
     ];
 }
 
 export const sglangRouter: Router = {
     type: "sglang",
-    defaultVersion: "0.3.2",
+    defaultVersion: smg1.versions[0],
     defaultPolicy: "cache_aware",
     addsWorkersAtRuntime: true,
 
-    versionProblem() {
-        return undefined;
+    versionProblem(version) {
+        return generationOf(version) ? undefined : `expected a version this library installs with a pinned closure: ${supportedVersions()}`;
     },
 
-    policyProblem(policy) {
-        if (!policies.includes(policy)) {
-            return `expected one of ${policies.join(", ")}`;
-        }
-        // 0.3.2 exits at start with "Power-of-two policy requires at least 2 workers", and a service's
+    policyProblem(policy, version) {
+        const { packageName, policies, refusedPolicies } = generation(version);
+        // Exits at start with "Power-of-two policy requires at least 2 workers", and a service's
         // router starts before its replicas register (and again after every restart with fewer).
-        return policy === "power_of_two"
-            ? "sglang-router 0.3.2 refuses to start power_of_two with fewer than 2 workers, and a service's router starts before its replicas register; use cache_aware, round_robin or random"
-            : undefined;
+        const refused = refusedPolicies[policy];
+        if (refused) {
+            return `${refused} (${policies.join(", ")})`;
+        }
+        return policies.includes(policy) ? undefined : `expected one of ${policies.join(", ")} (${packageName} ${version})`;
     },
+
+    internalResponseHeaders: (version) => generation(version).internalResponseHeaders,
+    noWorkerAnswer: (version) => generation(version).noWorkerAnswer,
 
     // /v1/ covers chat, completions, embeddings, rerank, responses and the public model list.
     inferencePaths: { exact: ["/generate"], prefix: ["/v1/"] },
 
     install(settings: RouterSettings) {
+        const { packageName, importName } = generation(settings.version);
         const requirement = `${packageName}==${settings.version}`;
         const venv = sglangVenv(settings.version);
         const command = render("scripts/sglang-router-install.sh.njk", {
             venv,
+            importName,
             requirement,
             // The router's dependencies pinned too, for the versions we ship a closure for.
             constraints: (templateFile(`routers/${packageName}-${settings.version}.constraints.txt`) ?? "").replace(/([^\n])$/, "$1\n"),
@@ -112,6 +125,9 @@ export const sglangRouter: Router = {
                     what: `the sglang router of ${options.service}`,
                     unit: paths.unit,
                 }),
+                ...(generation(options.version).removesUnusedInstalls
+                    ? [render("scripts/router-installs-cleanup.sh.njk", { installsDir: gatewayPaths.routerInstallsDir, startScripts: routerPaths("*").startScript })]
+                    : []),
             ],
             statePaths: [workersDir, paths.logDir],
         };

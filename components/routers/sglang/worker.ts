@@ -1,4 +1,5 @@
-// RouterWorker for the SGLang router (0.3.x worker API): one resource per registered worker.
+// RouterWorker for the SGLang router, both worker-API generations (sglang-router 0.3.x and smg 1.x):
+// one resource per registered worker.
 // The provider object is serialized into the Pulumi state, so everything it calls is a plain
 // function and every module is `require`d inside them.
 import * as pulumi from "@pulumi/pulumi";
@@ -32,8 +33,13 @@ interface ListedWorker {
     id: string;
     url: string;
     is_healthy?: boolean;
+    /** smg: pending, ready, not_ready or draining; 0.3.x has none. */
+    status?: string;
     job_status?: { status?: string; message?: string };
 }
+
+/** smg lists a removed worker as draining for ~5 s: it takes no new requests, and it is on its way out. */
+const isDraining = (w: ListedWorker) => w.status === "draining";
 
 async function listWorkers(session: AdminSession): Promise<ListedWorker[]> {
     const answer = await session.request("GET", "/workers");
@@ -44,9 +50,16 @@ async function listWorkers(session: AdminSession): Promise<ListedWorker[]> {
     return parsed.workers ?? [];
 }
 
+/** The router's worker for `url`, unless it is draining (then it counts as absent). */
 function findByUrl(workers: ListedWorker[], url: string): ListedWorker | undefined {
-    return workers.find((w) => w.url === url);
+    return workers.find((w) => w.url === url && !isDraining(w));
 }
+
+function drainingByUrl(workers: ListedWorker[], url: string): ListedWorker | undefined {
+    return workers.find((w) => w.url === url && isDraining(w));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The file that tells the router's start script about this worker after a restart. */
 function workerFile(inputs: SglangWorkerInputs): string {
@@ -66,38 +79,81 @@ async function removeWorker(session: AdminSession, inputs: SglangWorkerInputs, p
         return;
     }
     const answer = await session.request("DELETE", `/workers/${encodeURIComponent(id)}`);
+    // 404: already gone (0.3.x for an unknown id; a second delete); smg answers a second delete with 202.
     if (answer.status >= 300 && answer.status !== 404) {
         throw new Error(`router DELETE /workers/${id} (${inputs.workerUrl}) answered ${answer.status}: ${answer.text.slice(0, 300)}`);
     }
     // The removal is asynchronous; wait briefly so the next step (the bridge going away) sees no new traffic.
+    // A draining worker takes none; the bridge's own drain then waits for its requests in flight.
     const deadline = Date.now() + 15000;
     while (Date.now() < deadline && findByUrl(await listWorkers(session), inputs.workerUrl)) {
-        await new Promise((r) => setTimeout(r, 250));
+        await sleep(250);
     }
 }
 
-/** `GET /workers/{id}`: the only place 0.3.x shows a registration that is still being added. */
-async function jobOf(session: AdminSession, id: string): Promise<{ listedHealthy: boolean; status?: string; answer: string }> {
+/** The id in a 409 answer of smg: `... with ID <id>. ...`. */
+function idInConflict(text: string): string | undefined {
+    return /with ID ([0-9A-Za-z-]+)/.exec(text)?.[1];
+}
+
+/**
+ * Adds the worker, or adopts a registration that exists: listed, or a 409 (smg: already exists, or
+ * being created). A draining one with the same URL is waited out first: smg refuses to add it again
+ * until it is gone. Returns the id of a registration still pending, if any.
+ */
+async function addOrAdopt(session: AdminSession, inputs: SglangWorkerInputs, deadline: number): Promise<{ pendingId?: string }> {
+    for (;;) {
+        const workers = await listWorkers(session);
+        if (findByUrl(workers, inputs.workerUrl)) {
+            return {};
+        }
+        if (!drainingByUrl(workers, inputs.workerUrl)) {
+            const answer = await session.request("POST", "/workers", { url: inputs.workerUrl, worker_type: inputs.workerType });
+            if (answer.status < 300) {
+                return { pendingId: (JSON.parse(answer.text) as { worker_id?: string }).worker_id };
+            }
+            const code = answer.status === 409 ? ((JSON.parse(answer.text) as { code?: string }).code ?? "") : "";
+            if (code === "WORKER_CREATE_IN_PROGRESS") {
+                return { pendingId: idInConflict(answer.text) };
+            }
+            if (code !== "WORKER_ALREADY_EXISTS") {
+                throw new Error(`router POST /workers for ${inputs.workerUrl} answered ${answer.status}: ${answer.text.slice(0, 300)}`);
+            }
+            // Exists: listed by the next GET, or draining (then waited out).
+        }
+        if (Date.now() >= deadline) {
+            throw new Error(`router still lists worker ${inputs.workerUrl} as draining after ${inputs.readinessTimeoutSeconds} s`);
+        }
+        await sleep(Math.min(inputs.pollIntervalMs ?? 500, 250));
+    }
+}
+
+/**
+ * `GET /workers/{id}`: the only place 0.3.x shows a registration that is still being added. A failed
+ * add job ends it: 0.3.x keeps the job as `failed`; smg forgets the id at once (404).
+ */
+async function jobOf(session: AdminSession, id: string): Promise<{ failed: boolean; answer: string }> {
     const answer = await session.request("GET", `/workers/${encodeURIComponent(id)}`);
+    if (answer.status === 404) {
+        return { failed: true, answer: `GET /workers/${id} answered 404 (the router dropped the registration): ${answer.text.slice(0, 300)}` };
+    }
     if (answer.status !== 200) {
-        return { listedHealthy: false, answer: `GET /workers/${id} answered ${answer.status}: ${answer.text.slice(0, 300)}` };
+        return { failed: false, answer: `GET /workers/${id} answered ${answer.status}: ${answer.text.slice(0, 300)}` };
     }
     const worker = JSON.parse(answer.text) as ListedWorker;
-    return { listedHealthy: worker.is_healthy === true, status: worker.job_status?.status, answer: JSON.stringify(worker).slice(0, 400) };
+    return { failed: worker.job_status?.status === "failed", answer: JSON.stringify(worker).slice(0, 400) };
 }
 
 async function registerWorker(session: AdminSession, inputs: SglangWorkerInputs): Promise<string> {
     await session.exec(`mkdir -p ${shq(inputs.workersDir)} && printf '%s\\n' ${shq(inputs.workerUrl)} > ${shq(workerFile(inputs))}`);
-    let pendingId: string | undefined;
-    if (!findByUrl(await listWorkers(session), inputs.workerUrl)) {
-        const answer = await session.request("POST", "/workers", { url: inputs.workerUrl, worker_type: inputs.workerType });
-        if (answer.status >= 300) {
-            await session.exec(`rm -f ${shq(workerFile(inputs))}`);
-            throw new Error(`router POST /workers for ${inputs.workerUrl} answered ${answer.status}: ${answer.text.slice(0, 300)}`);
-        }
-        pendingId = (JSON.parse(answer.text) as { worker_id?: string }).worker_id;
-    }
     const deadline = Date.now() + inputs.readinessTimeoutSeconds * 1000;
+    let pendingId: string | undefined;
+    try {
+        pendingId = (await addOrAdopt(session, inputs, deadline)).pendingId;
+    } catch (err) {
+        await session.exec(`rm -f ${shq(workerFile(inputs))}`);
+        throw err;
+    }
     let last = "the router has not listed it yet";
     let jobFailed = false;
     for (;;) {
@@ -111,7 +167,7 @@ async function registerWorker(session: AdminSession, inputs: SglangWorkerInputs)
             // 0.3.x lists a worker only once added; its job status says why it is not (yet).
             const job = await jobOf(session, pendingId);
             last = job.answer;
-            if (job.status === "failed") {
+            if (job.failed) {
                 jobFailed = true;
                 break;
             }
@@ -119,7 +175,7 @@ async function registerWorker(session: AdminSession, inputs: SglangWorkerInputs)
         if (Date.now() >= deadline) {
             break;
         }
-        await new Promise((r) => setTimeout(r, inputs.pollIntervalMs ?? 500));
+        await sleep(inputs.pollIntervalMs ?? 500);
     }
     await removeWorker(session, inputs, pendingId).catch(() => undefined);
     const why = jobFailed ? "its registration job failed" : `within ${inputs.readinessTimeoutSeconds} s`;
