@@ -162,9 +162,9 @@ claim() {
     log "error: refusing to start: the sandbox of $CACHE would use bridge $BRIDGE,"
     log "  namespaces and machines sgw-$ID-{gw,r1,r2} and subnet $SUBNET.0/24, but:"
     for p in "${problems[@]}"; do log "  - $p"; done
-    log "Nothing was created or removed. Take another cache's sandbox down from that cache"
-    log "(SGLANG_GATEWAY_CACHE=... $0 down), or pick a free subnet with"
-    log "SGLANG_GATEWAY_SANDBOX_SUBNET=A.B.C."
+    log "Nothing was created or removed. Ways out: take the other cache's sandbox down"
+    log "(SGLANG_GATEWAY_CACHE=<that cache> $0 down); for the subnet, set"
+    log "SGLANG_GATEWAY_SANDBOX_SUBNET=A.B.C; for the id (two caches' hashes clash), use another cache."
     exit 1
   fi
   printf 'cache=%s\nsubnet=%s\n' "$CACHE" "$SUBNET" >"$CLAIM.tmp.$$"
