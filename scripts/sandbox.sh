@@ -33,8 +33,8 @@
 #
 # Environment:
 #   SGLANG_GATEWAY_CACHE            cache root (default $HOME/.cache/sglang-gateway)
-#   SGLANG_GATEWAY_SANDBOX_SUBNET   another /24 for `up`, as A.B.C or A.B.C.0/24 (when the
-#                                   derived one is taken); later commands read it from the claim
+#   SGLANG_GATEWAY_SANDBOX_SUBNET   another private /24 for `up`, as A.B.C or A.B.C.0/24 (when
+#                                   the derived one is taken); later commands read it from the claim
 #   SGLANG_GATEWAY_SANDBOX_TIMEOUT  seconds `up` waits for the hosts (default 120)
 #   SGLANG_GATEWAY_SANDBOX_COPY=1   copy the rootfs per host instead of an overlay
 #
@@ -98,8 +98,12 @@ choose_subnet() {
     set_subnet "$(claim_field "$CLAIM" subnet)"
   elif [[ -n $s ]]; then
     s=${s%.0/24}
-    [[ $s =~ ^$o\.$o\.$o$ ]] && ((BASH_REMATCH[1] <= 255 && BASH_REMATCH[2] <= 255 && BASH_REMATCH[3] <= 255)) ||
-      die "SGLANG_GATEWAY_SANDBOX_SUBNET: expected A.B.C or A.B.C.0/24, got '$SGLANG_GATEWAY_SANDBOX_SUBNET'"
+    # A private range only: the bridge's route would hide a public one from this machine.
+    if ! [[ $s =~ ^$o\.$o\.$o$ ]] || ((BASH_REMATCH[2] > 255 || BASH_REMATCH[3] > 255)) ||
+       ! ((BASH_REMATCH[1] == 10 || (BASH_REMATCH[1] == 172 && BASH_REMATCH[2] >= 16 && BASH_REMATCH[2] <= 31) ||
+          (BASH_REMATCH[1] == 192 && BASH_REMATCH[2] == 168))); then
+      die "SGLANG_GATEWAY_SANDBOX_SUBNET: expected A.B.C or A.B.C.0/24 in 10/8, 172.16/12 or 192.168/16, got '$SGLANG_GATEWAY_SANDBOX_SUBNET'"
+    fi
     set_subnet "$s"
   else
     set_subnet "10.213.$((16#$ID % 254 + 1))"
@@ -107,7 +111,7 @@ choose_subnet() {
 }
 choose_subnet
 
-ip_int() { local IFS=.; set -- $1; echo $((($1 << 24) | ($2 << 16) | ($3 << 8) | $4)); }
+ip_int() { local a b c d; IFS=. read -r a b c d <<<"$1"; echo $(((a << 24) | (b << 16) | (c << 8) | d)); }
 
 # True if the network A.B.C.D[/len] overlaps our /24 (no length: one address).
 overlaps() {
@@ -121,7 +125,7 @@ overlaps() {
 describe_link() {   # an interface, and whose sandbox it is if it is a sandbox bridge
   local dev=$1 f
   case $dev in
-    sgwbr0) echo "bridge sgwbr0 of a sandbox started by an older scripts/sandbox.sh (fixed names): take it down from that checkout" ;;
+    sgwbr0) echo "bridge sgwbr0 of a sandbox of an older scripts/sandbox.sh (fixed names; take it down from that checkout)" ;;
     sgwbr-*)
       f=$REGISTRY/${dev#sgwbr-}
       if [[ -f $f ]]; then echo "bridge $dev of $(claim_owner "$f")"; else echo "bridge $dev (a sandbox with no claim)"; fi ;;
@@ -140,7 +144,7 @@ claim() {
   exec 8>"$REGISTRY/.lock"
   flock 8
   if [[ -f $CLAIM ]] && ! owns_claim; then problems+=("id $ID is held by $(claim_owner "$CLAIM")"); fi
-  ip link show "$BRIDGE" >/dev/null 2>&1 && problems+=("$(describe_link "$BRIDGE") exists")
+  ip link show "$BRIDGE" >/dev/null 2>&1 && problems+=("the name $BRIDGE is taken: $(describe_link "$BRIDGE")")
   for h in "${HOSTS[@]}"; do
     [[ -e /run/netns/$(ns_of "$h") ]] && problems+=("network namespace $(ns_of "$h") exists")
     ip link show "$(veth_of "$h")" >/dev/null 2>&1 && problems+=("interface $(veth_of "$h") exists")
@@ -167,8 +171,9 @@ claim() {
     log "SGLANG_GATEWAY_SANDBOX_SUBNET=A.B.C; for the id (two caches' hashes clash), use another cache."
     exit 1
   fi
-  printf 'cache=%s\nsubnet=%s\n' "$CACHE" "$SUBNET" >"$CLAIM.tmp.$$"
-  mv "$CLAIM.tmp.$$" "$CLAIM"
+  # Hidden while written: the glob above reads only whole claims.
+  printf 'cache=%s\nsubnet=%s\n' "$CACHE" "$SUBNET" >"$REGISTRY/.$ID.$$"
+  mv "$REGISTRY/.$ID.$$" "$CLAIM"
   exec 8>&-
 }
 
