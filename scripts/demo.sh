@@ -2,6 +2,8 @@
 # The main job, on the local sandbox: hosts up → `pulumi up` (router: sglang, 2 replicas) →
 # a chat completion and a streamed one through the gateway → `pulumi preview --diff` of 3
 # replicas → a summary. `npm run demo -- down` destroys the stack and removes the hosts.
+# The stack config is Pulumi.local.yaml completed with this cache's sandbox (state.json) in
+# $SGLANG_GATEWAY_CACHE/demo/, so the committed file never changes and each cache has its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
@@ -12,13 +14,15 @@ source scripts/env.sh
 export PULUMI_BACKEND_URL="file://$SGLANG_GATEWAY_CACHE/state"
 # The local stack holds only sandbox secrets; its committed salt is for the empty passphrase.
 export PULUMI_CONFIG_PASSPHRASE=""
-mkdir -p "$SGLANG_GATEWAY_CACHE/state"
+mkdir -p "$SGLANG_GATEWAY_CACHE/state" "$SGLANG_GATEWAY_CACHE/demo"
 stack=local
+# Written after `sandbox up`: its addresses and key differ per cache directory.
+config=$SGLANG_GATEWAY_CACHE/demo/Pulumi.$stack.yaml
 
 if [[ "${1:-}" == "down" ]]; then
     say "pulumi destroy (stack $stack)"
-    if bash scripts/sandbox.sh status >/dev/null 2>&1; then
-        pulumi destroy --yes --stack "$stack" --non-interactive || true
+    if bash scripts/sandbox.sh status >/dev/null 2>&1 && [[ -f $config ]]; then
+        pulumi destroy --yes --stack "$stack" --config-file "$config" --non-interactive || true
     fi
     pulumi stack rm --yes --force --preserve-config --stack "$stack" --non-interactive 2>/dev/null || true
     say "sandbox down"
@@ -32,10 +36,18 @@ bash scripts/sandbox.sh down >/dev/null
 bash scripts/sandbox.sh up
 pulumi stack rm --yes --force --preserve-config --stack "$stack" --non-interactive >/dev/null 2>&1 || true
 pulumi stack select --create "$stack" --non-interactive >/dev/null
-say "pulumi up: gateway (nginx, sglang-router $(pulumi config get --path gateway.router.version 2>/dev/null || echo 0.3.2)), service chat with 2 replicas"
-pulumi up --yes --stack "$stack" --non-interactive --skip-preview
+cp Pulumi.$stack.yaml "$config"
+stack_config() { pulumi config "$@" --stack "$stack" --config-file "$config"; }
+from_sandbox() { node -p "require(process.argv[1]).$1" "$SGLANG_GATEWAY_CACHE/sandbox/state.json"; }
+stack_config set --path gateway.host "$(from_sandbox hosts.gw.address)"
+stack_config set --path gateway.privateKeyPath "$(from_sandbox privateKeyPath)"
+stack_config set --path gateway.router.indexUrl "$(from_sandbox indexUrl)"
+stack_config set --path 'services[0].hosts[0].host' "$(from_sandbox hosts.r1.address)"
+stack_config set --path 'services[0].hosts[1].host' "$(from_sandbox hosts.r2.address)"
+say "pulumi up: gateway $(stack_config get --path gateway.host) (nginx, sglang-router $(stack_config get --path gateway.router.version 2>/dev/null || echo 0.3.2)), service chat with 2 replicas"
+pulumi up --yes --stack "$stack" --config-file "$config" --non-interactive --skip-preview
 
-token=$(pulumi config get --path 'tokens.chat[0]' --stack "$stack")
+token=$(stack_config get --path 'tokens.chat[0]')
 gateway=$(pulumi stack output address --stack "$stack")
 host="chat.$(pulumi stack output domain --stack "$stack")"
 body='{"model":"fake-model","messages":[{"role":"user","content":"Say hello"}]}'
@@ -56,10 +68,10 @@ printf 'no token      → %s\n' "$(curl -s -o /dev/null -w '%{http_code}' -H "Ho
 printf 'GET /workers  → %s\n' "$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $host" -H "Authorization: Bearer $token" "http://$gateway/workers")"
 
 say "pulumi preview --diff with replicas: 3 (the stack config is restored afterwards)"
-restore() { pulumi config set --path 'services[0].replicas' 2 --stack "$stack" >/dev/null; }
+restore() { stack_config set --path 'services[0].replicas' 2 >/dev/null; }
 trap restore EXIT
-pulumi config set --path 'services[0].replicas' 3 --stack "$stack" >/dev/null
-pulumi preview --diff --stack "$stack" --non-interactive | tee "$SGLANG_GATEWAY_CACHE/demo-preview"
+stack_config set --path 'services[0].replicas' 3 >/dev/null
+pulumi preview --diff --stack "$stack" --config-file "$config" --non-interactive | tee "$SGLANG_GATEWAY_CACHE/demo-preview"
 restore
 trap - EXIT
 

@@ -2,29 +2,49 @@
 # Test sandbox: three real Debian hosts on this machine, each a systemd-nspawn
 # container booted with systemd as PID 1 in its own network namespace.
 #
-#   gw  10.213.0.2   gateway host (nginx + SGLang router)
+#   gw  10.213.X.2   gateway host (nginx + SGLang router)
+#   r1  10.213.X.3   replica host
+#   r2  10.213.X.4   replica host
 #   (every host sees $CACHE/fixtures read-only at /opt/sglang-gateway-fixtures: the fake worker)
-#   r1  10.213.0.3   replica host
-#   r2  10.213.0.4   replica host
 #
-# All three hang off one host bridge (sgwbr0, 10.213.0.1/24), so they reach
-# each other and the host at 10.213.0.1. There is no default route: the hosts
-# cannot reach anything else. Python packages come from a static index served
-# from $CACHE/wheels on http://10.213.0.1:8764/simple.
+# All three hang off one host bridge (10.213.X.1/24), so they reach each other
+# and the host at 10.213.X.1. There is no default route: the hosts cannot reach
+# anything else. Python packages come from a static index served from
+# $CACHE/wheels on http://10.213.X.1:8764/simple.
 #
-# Usage: scripts/sandbox.sh up|down|status
+# One sandbox per cache directory, and sandboxes of different caches (two
+# checkouts, a test run and a demo) live side by side. Every machine-wide name
+# carries ID, the first 6 hex digits of the sha256 of the cache's real path:
+#   bridge sgwbr-ID   veths sgwv-ID-<host>   netns, machine and cgroup sgw-ID-<host>
+#   subnet 10.213.X.0/24 with X = 1 + (ID mod 254)   (10.213.0.0/24 is left to
+#   older checkouts, whose sandbox had the fixed names sgwbr0 and sgw-<host>)
+# Inside, the hosts are still called gw, r1, r2 (hostname sgw-<host>).
+# `up` claims ID and subnet in /run/sglang-gateway-sandbox/ID (cache path and
+# subnet) before it creates anything, and refuses, naming what is in the way,
+# if another cache holds them or any interface or route on this machine
+# overlaps the subnet. `down` touches only what this cache created and claimed.
+# state.json (and `names`) tell the addresses and names actually in use.
+#
+# Usage: scripts/sandbox.sh up|down|status|names
 #   up      create and boot the hosts (idempotent), write $CACHE/sandbox/state.json
 #   down    stop and remove everything `up` created (keeps the cached rootfs and key)
 #   status  exit 0 if all hosts answer on ssh, 3 if none is up, 1 if partial
+#   names   print the JSON state.json would hold (names, subnet, addresses); creates nothing
 #
 # Environment:
 #   SGLANG_GATEWAY_CACHE            cache root (default $HOME/.cache/sglang-gateway)
+#   SGLANG_GATEWAY_SANDBOX_SUBNET   another private /24 for `up`, as A.B.C or A.B.C.0/24 (when
+#                                   the derived one is taken); later commands read it from the claim
 #   SGLANG_GATEWAY_SANDBOX_TIMEOUT  seconds `up` waits for the hosts (default 120)
 #   SGLANG_GATEWAY_SANDBOX_COPY=1   copy the rootfs per host instead of an overlay
+#
+# A second cache can borrow the first's rootfs/, wheels/ and fixtures/ as
+# symlinks (the isolation test does): no second debootstrap, its own sandbox.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-CACHE=${SGLANG_GATEWAY_CACHE:-$HOME/.cache/sglang-gateway}
+# The real path: the same cache reached through a symlink is the same sandbox.
+CACHE=$(realpath -m "${SGLANG_GATEWAY_CACHE:-$HOME/.cache/sglang-gateway}")
 BASE_ROOTFS=$CACHE/rootfs/bookworm
 SB=$CACHE/sandbox
 HOSTS_DIR=$SB/hosts
@@ -35,17 +55,19 @@ STATE=$SB/state.json
 WHEELS=$CACHE/wheels
 FIXTURES=$CACHE/fixtures
 
-BRIDGE=sgwbr0
-BRIDGE_ADDR=10.213.0.1
+ID=$(printf '%s' "$CACHE" | sha256sum | cut -c1-6)
+BRIDGE=sgwbr-$ID                  # 12 characters; Linux allows 15
+REGISTRY=/run/sglang-gateway-sandbox
+CLAIM=$REGISTRY/$ID               # "cache=" and "subnet=" of the sandbox holding ID
 PREFIX_LEN=24
 INDEX_PORT=8764
-INDEX_URL=http://$BRIDGE_ADDR:$INDEX_PORT/simple
 HOSTS=(gw r1 r2)
-declare -A ADDR=([gw]=10.213.0.2 [r1]=10.213.0.3 [r2]=10.213.0.4)
+declare -A ADDR=()
 TIMEOUT=${SGLANG_GATEWAY_SANDBOX_TIMEOUT:-120}
 
-ns_of() { echo "sgw-$1"; }        # network namespace, also the machine name
-veth_of() { echo "sgwv-$1"; }     # host side of the host's veth pair
+ns_of() { echo "sgw-$ID-$1"; }    # network namespace, also the machine and cgroup name
+veth_of() { echo "sgwv-$ID-$1"; } # host side of the host's veth pair (14 characters)
+hostname_of() { echo "sgw-$1"; }  # inside the host: the same in every sandbox
 
 SSH_OPTS=(-F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no
           -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=3
@@ -55,6 +77,105 @@ log() { echo "sandbox: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 host_ssh() { local h=$1; shift; ssh "${SSH_OPTS[@]}" "root@${ADDR[$h]}" "$@"; }
+
+# ------------------------------------------------------ names and claims --
+
+claim_field() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -n1; }   # claim file, key
+claim_owner() { echo "the sandbox of cache $(claim_field "$1" cache) (claim $1)"; }
+owns_claim() { [[ -f $CLAIM && "$(claim_field "$CLAIM" cache)" == "$CACHE" ]]; }
+
+set_subnet() {   # A.B.C -> the addresses on A.B.C.0/24
+  SUBNET=$1
+  BRIDGE_ADDR=$SUBNET.1
+  INDEX_URL=http://$BRIDGE_ADDR:$INDEX_PORT/simple
+  ADDR=([gw]=$SUBNET.2 [r1]=$SUBNET.3 [r2]=$SUBNET.4)
+}
+
+# The subnet of our claim (a running sandbox keeps its own), else the override, else the derived one.
+choose_subnet() {
+  local s=${SGLANG_GATEWAY_SANDBOX_SUBNET:-} o='(0|[1-9][0-9]{0,2})'
+  if owns_claim; then
+    set_subnet "$(claim_field "$CLAIM" subnet)"
+  elif [[ -n $s ]]; then
+    s=${s%.0/24}
+    # A private range only: the bridge's route would hide a public one from this machine.
+    if ! [[ $s =~ ^$o\.$o\.$o$ ]] || ((BASH_REMATCH[2] > 255 || BASH_REMATCH[3] > 255)) ||
+       ! ((BASH_REMATCH[1] == 10 || (BASH_REMATCH[1] == 172 && BASH_REMATCH[2] >= 16 && BASH_REMATCH[2] <= 31) ||
+          (BASH_REMATCH[1] == 192 && BASH_REMATCH[2] == 168))); then
+      die "SGLANG_GATEWAY_SANDBOX_SUBNET: expected A.B.C or A.B.C.0/24 in 10/8, 172.16/12 or 192.168/16, got '$SGLANG_GATEWAY_SANDBOX_SUBNET'"
+    fi
+    set_subnet "$s"
+  else
+    set_subnet "10.213.$((16#$ID % 254 + 1))"
+  fi
+}
+choose_subnet
+
+ip_int() { local a b c d; IFS=. read -r a b c d <<<"$1"; echo $(((a << 24) | (b << 16) | (c << 8) | d)); }
+
+# True if the network A.B.C.D[/len] overlaps our /24 (no length: one address).
+overlaps() {
+  local len=32 mask
+  [[ $1 == */* ]] && len=${1#*/}
+  ((len < PREFIX_LEN)) || len=$PREFIX_LEN
+  mask=$(((0xffffffff << (32 - len)) & 0xffffffff))
+  (((($(ip_int "${1%/*}") ^ $(ip_int "$SUBNET.0")) & mask) == 0))
+}
+
+describe_link() {   # an interface, and whose sandbox it is if it is a sandbox bridge
+  local dev=$1 f
+  case $dev in
+    sgwbr0) echo "bridge sgwbr0 of a sandbox of an older scripts/sandbox.sh (fixed names; take it down from that checkout)" ;;
+    sgwbr-*)
+      f=$REGISTRY/${dev#sgwbr-}
+      if [[ -f $f ]]; then echo "bridge $dev of $(claim_owner "$f")"; else echo "bridge $dev (a sandbox with no claim)"; fi ;;
+    *) echo "interface $dev" ;;
+  esac
+}
+
+# Claim ID and the subnet for this cache, or refuse, naming what holds them.
+# Runs once this cache's own leftovers are gone, so whatever is in the way now
+# belongs to someone else and is left as it is. The machine-wide lock makes
+# check-and-claim atomic between caches; the claim then reserves the subnet
+# for the whole `up`, before the bridge holds it.
+claim() {
+  local problems=() h f dev cidr prefix route p
+  mkdir -p "$REGISTRY"
+  exec 8>"$REGISTRY/.lock"
+  flock 8
+  if [[ -f $CLAIM ]] && ! owns_claim; then problems+=("id $ID is held by $(claim_owner "$CLAIM")"); fi
+  ip link show "$BRIDGE" >/dev/null 2>&1 && problems+=("the name $BRIDGE is taken: $(describe_link "$BRIDGE")")
+  for h in "${HOSTS[@]}"; do
+    [[ -e /run/netns/$(ns_of "$h") ]] && problems+=("network namespace $(ns_of "$h") exists")
+    ip link show "$(veth_of "$h")" >/dev/null 2>&1 && problems+=("interface $(veth_of "$h") exists")
+  done
+  for f in "$REGISTRY"/*; do
+    [[ -f $f && $f != "$CLAIM" ]] || continue
+    [[ "$(claim_field "$f" subnet)" == "$SUBNET" ]] && problems+=("$SUBNET.0/24 is claimed by $(claim_owner "$f")")
+  done
+  while read -r dev cidr; do
+    overlaps "$cidr" && problems+=("$cidr is on $(describe_link "$dev")")
+  done < <(ip -o -4 addr show | awk '{print $2, $4}')
+  # Routes other than the addresses' own (proto kernel): a VPN's 10.0.0.0/8, a static route.
+  while read -r prefix route; do
+    overlaps "$prefix" && problems+=("route $route")
+  done < <(ip -4 route show table main | awk '$1 != "default" && !/ proto kernel / {
+             print ($1 ~ /^(blackhole|unreachable|prohibit|throw)$/ ? $2 : $1), $0 }')
+  if ((${#problems[@]})); then
+    exec 8>&-
+    log "error: refusing to start: the sandbox of $CACHE would use bridge $BRIDGE,"
+    log "  namespaces and machines sgw-$ID-{gw,r1,r2} and subnet $SUBNET.0/24, but:"
+    for p in "${problems[@]}"; do log "  - $p"; done
+    log "Nothing was created or removed. Ways out: take the other cache's sandbox down"
+    log "(SGLANG_GATEWAY_CACHE=<that cache> $0 down); for the subnet, set"
+    log "SGLANG_GATEWAY_SANDBOX_SUBNET=A.B.C; for the id (two caches' hashes clash), use another cache."
+    exit 1
+  fi
+  # Hidden while written: the glob above reads only whole claims.
+  printf 'cache=%s\nsubnet=%s\n' "$CACHE" "$SUBNET" >"$REGISTRY/.$ID.$$"
+  mv "$REGISTRY/.$ID.$$" "$CLAIM"
+  exec 8>&-
+}
 
 # ---------------------------------------------------------------- helpers --
 
@@ -67,46 +188,57 @@ proc_alive() {
   [[ ${st:0:1} != Z ]]
 }
 
-# PID from a pid file if that process is alive and is what we expect.
+# True if the process has every given word as one whole argument. Each
+# caller passes a path inside this cache, so only this cache's processes match
+# (a substring would also match a cache whose path extends ours).
+has_args() {
+  local pid=$1 w a ok args=()
+  shift
+  { mapfile -d '' args <"/proc/$pid/cmdline"; } 2>/dev/null || return 1
+  for w in "$@"; do
+    ok=0
+    for a in "${args[@]}"; do [[ $a == "$w" ]] && { ok=1; break; }; done
+    ((ok)) || return 1
+  done
+}
+
+# PID from a pid file if that process is alive and is what we expect (a
+# recycled pid of another cache's process has other arguments).
 live_pid() {
   local file=$1 comm=$2 pid
+  shift 2
   [[ -s $file ]] || return 1
   pid=$(cat "$file" 2>/dev/null) || return 1
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$comm" ]] || return 1
   proc_alive "$pid" || return 1
+  has_args "$pid" "$@" || return 1
   echo "$pid"
 }
 
-# PIDs of processes whose command line contains all the given words
+# PIDs of processes named comm (a glob) with all the given whole arguments
 # (used to find our own systemd-nspawn / file server if a pid file is lost).
 pids_with_args() {
-  local p cmd w ok args=()
+  local comm=$1 p c
+  shift
   for p in /proc/[0-9]*; do
-    { mapfile -d '' args <"$p/cmdline"; } 2>/dev/null || continue
-    cmd="${args[*]}"
-    [[ -n $cmd ]] || continue
-    ok=1
-    for w in "$@"; do [[ $cmd == *"$w"* ]] || { ok=0; break; }; done
-    [[ $ok == 1 ]] && echo "${p#/proc/}"
+    { read -r c <"$p/comm"; } 2>/dev/null || continue
+    # shellcheck disable=SC2053  # comm is a glob on purpose
+    [[ $c == $comm ]] || continue
+    has_args "${p#/proc/}" "$@" && echo "${p#/proc/}"
   done
   return 0
 }
 
 nspawn_pids() {   # host name -> pids of its systemd-nspawn
-  local h=$1 pid
-  { live_pid "$RUN_DIR/$h.pid" systemd-nspawn || true
-    for pid in $(pids_with_args systemd-nspawn "-D $HOSTS_DIR/$h/root "); do
-      [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == systemd-nspawn ]] && echo "$pid"
-    done; } | sort -u
+  local h=$1
+  { live_pid "$RUN_DIR/$h.pid" systemd-nspawn -D "$HOSTS_DIR/$h/root" || true
+    pids_with_args systemd-nspawn -D "$HOSTS_DIR/$h/root"; } | sort -u
 }
 
 fileserver_pids() {
-  local pid
-  { live_pid "$RUN_DIR/fileserver.pid" python3 || true
-    for pid in $(pids_with_args http.server "--bind $BRIDGE_ADDR" "--directory $WHEELS"); do
-      [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == python* ]] && echo "$pid"
-    done; } | sort -u
+  { live_pid "$RUN_DIR/fileserver.pid" python3 http.server --directory "$WHEELS" || true
+    pids_with_args 'python*' http.server --directory "$WHEELS"; } | sort -u
 }
 
 ssh_answers() { host_ssh "$1" true </dev/null >/dev/null 2>&1; }
@@ -127,14 +259,14 @@ remove_tree() {
   rm -rf --one-file-system "$dir"
 }
 
+# Anything of this cache's sandbox. Links and namespaces exist only under our
+# claim (up claims before it creates them), so the claim stands for them.
 something_exists() {
   local h
   [[ -e $STATE ]] && return 0
-  ip link show "$BRIDGE" >/dev/null 2>&1 && return 0
+  owns_claim && return 0
   [[ -n "$(fileserver_pids)" ]] && return 0
   for h in "${HOSTS[@]}"; do
-    [[ -e /run/netns/$(ns_of "$h") ]] && return 0
-    ip link show "$(veth_of "$h")" >/dev/null 2>&1 && return 0
     [[ -e $HOSTS_DIR/$h ]] && return 0
     [[ -n "$(nspawn_pids "$h")" ]] && return 0
   done
@@ -143,8 +275,11 @@ something_exists() {
 
 # ------------------------------------------------------------------- down --
 
+# Only what this cache owns: its processes and files (found by its paths) and,
+# under its claim, the links, namespaces and cgroups named by its id.
 do_down() {
-  local h pid pids=() deadline ns
+  local h pid pids=() deadline ns owned=0
+  owns_claim && owned=1
   # 1. Ask every container to power off (systemd-nspawn turns SIGTERM into a
   #    clean shutdown of the container's systemd), then wait, then kill.
   for h in "${HOSTS[@]}"; do
@@ -170,7 +305,7 @@ do_down() {
   #    systemd-nspawn was killed) goes too.
   for h in "${HOSTS[@]}"; do
     ns=$(ns_of "$h")
-    if [[ -e /run/netns/$ns ]]; then
+    if ((owned)) && [[ -e /run/netns/$ns ]]; then
       mapfile -t pids < <(ip netns pids "$ns" 2>/dev/null || true)
       if ((${#pids[@]})); then
         kill -KILL "${pids[@]}" 2>/dev/null || true
@@ -185,14 +320,18 @@ do_down() {
     sleep 0.1
   done
   for pid in $(fileserver_pids); do kill -KILL "$pid" 2>/dev/null || true; done
-  # 4. Links, namespaces, bridge.
-  for h in "${HOSTS[@]}"; do
-    ip link del "$(veth_of "$h")" 2>/dev/null || true
-    ns=$(ns_of "$h")
-    if [[ -e /run/netns/$ns ]]; then ip netns del "$ns" 2>/dev/null || true; fi
-  done
-  ip link del "$BRIDGE" 2>/dev/null || true
-  for h in "${HOSTS[@]}"; do remove_host_cgroups "$h"; done
+  # 4. Links, namespaces, bridge, cgroups.
+  if ((owned)); then
+    for h in "${HOSTS[@]}"; do
+      ip link del "$(veth_of "$h")" 2>/dev/null || true
+      ns=$(ns_of "$h")
+      if [[ -e /run/netns/$ns ]]; then ip netns del "$ns" 2>/dev/null || true; fi
+      # systemd-nspawn's per-machine directory, left behind when it is killed.
+      remove_tree "/run/systemd/nspawn/propagate/$ns"
+    done
+    ip link del "$BRIDGE" 2>/dev/null || true
+  fi
+  for h in "${HOSTS[@]}"; do remove_host_cgroups "$h" "$owned"; done
   # 5. Per-host filesystems (overlay upper layers or copies), run files, state.
   for h in "${HOSTS[@]}"; do
     # systemd-nspawn locks the image by inode and leaves the lock file behind
@@ -204,20 +343,29 @@ do_down() {
     remove_tree "$HOSTS_DIR/$h"
   done
   rm -f "$STATE" "$RUN_DIR"/*.pid
-  # Verify.
-  local left=()
-  ip link show "$BRIDGE" >/dev/null 2>&1 && left+=("bridge $BRIDGE")
+  # Verify. Names of ours that someone else holds are theirs: reported, not counted.
+  local left=() named=()
+  ip link show "$BRIDGE" >/dev/null 2>&1 && named+=("bridge $BRIDGE")
   for h in "${HOSTS[@]}"; do
-    [[ -e /run/netns/$(ns_of "$h") ]] && left+=("netns $(ns_of "$h")")
-    ip link show "$(veth_of "$h")" >/dev/null 2>&1 && left+=("link $(veth_of "$h")")
+    [[ -e /run/netns/$(ns_of "$h") ]] && named+=("netns $(ns_of "$h")")
+    ip link show "$(veth_of "$h")" >/dev/null 2>&1 && named+=("link $(veth_of "$h")")
     [[ -n "$(nspawn_pids "$h")" ]] && left+=("systemd-nspawn of $h")
     [[ -e $HOSTS_DIR/$h ]] && left+=("$HOSTS_DIR/$h")
   done
   [[ -n "$(fileserver_pids)" ]] && left+=("file server")
+  if ((owned)); then
+    left+=("${named[@]+"${named[@]}"}")
+  elif ((${#named[@]})); then
+    local holder="nobody claims id $ID"
+    [[ -f $CLAIM ]] && holder="id $ID is held by $(claim_owner "$CLAIM")"
+    log "down: left alone, not this cache's ($holder): ${named[*]}"
+  fi
   if ((${#left[@]})); then
     log "down: could not remove: ${left[*]}"
     return 1
   fi
+  # Nothing of ours is left: release the id and the subnet.
+  if ((owned)); then rm -f "$CLAIM"; fi
   return 0
 }
 
@@ -228,7 +376,7 @@ do_status() {
   for h in "${HOSTS[@]}"; do
     local nspawn answers=0
     nspawn=$(nspawn_pids "$h")
-    if [[ -e /run/netns/$(ns_of "$h") && -f $KEY ]] && ssh_answers "$h"; then answers=1; fi
+    if owns_claim && [[ -e /run/netns/$(ns_of "$h") && -f $KEY ]] && ssh_answers "$h"; then answers=1; fi
     if [[ -n $nspawn && $answers == 1 ]]; then
       state="up (sshd answers)"; up=$((up + 1))
     elif [[ -n $nspawn ]]; then
@@ -245,6 +393,8 @@ do_status() {
   else
     printf 'index %s down\n' "$INDEX_URL"
   fi
+  printf 'names bridge %s, netns/machines %s, subnet %s.0/24\n' "$BRIDGE" "$(ns_of '{gw,r1,r2}')" "$SUBNET"
+  if [[ -f $CLAIM ]] && ! owns_claim; then printf 'claim id %s is held by %s\n' "$ID" "$(claim_owner "$CLAIM")"; fi
   [[ -f $STATE ]] && printf 'state %s\n' "$STATE"
   if ((up == n)); then return 0; elif ((up == 0)); then return 3; else return 1; fi
 }
@@ -262,26 +412,27 @@ all_up() {
 # --------------------------------------------------------------------- up --
 
 prepare_host_fs() {
-  local h=$1 dir=$HOSTS_DIR/$1 root name
+  local h=$1 dir=$HOSTS_DIR/$1 root lower
   root=$dir/root
-  name=$(ns_of "$h")
+  # The real path, so rootfs.sh sees a borrowed rootfs (a symlink) in use too.
+  lower=$(realpath -e "$BASE_ROOTFS")
   mkdir -p "$dir"
   if [[ ${SGLANG_GATEWAY_SANDBOX_COPY:-0} == 1 ]]; then
-    cp -a --reflink=auto "$BASE_ROOTFS" "$root"
+    cp -a --reflink=auto "$lower" "$root"
   else
     mkdir -p "$dir/upper" "$dir/work" "$root"
-    mount -t overlay "sgw-overlay-$h" \
-      -o "lowerdir=$BASE_ROOTFS,upperdir=$dir/upper,workdir=$dir/work" "$root" ||
+    mount -t overlay "sgw-overlay-$ID-$h" \
+      -o "lowerdir=$lower,upperdir=$dir/upper,workdir=$dir/work" "$root" ||
       die "overlay mount for $h failed (set SGLANG_GATEWAY_SANDBOX_COPY=1 to copy the rootfs instead)"
   fi
   # Identity.
-  echo "$name" >"$root/etc/hostname"
+  hostname_of "$h" >"$root/etc/hostname"
   tr -d '-' </proc/sys/kernel/random/uuid >"$root/etc/machine-id"
   {
     echo "127.0.0.1 localhost"
     echo "::1 localhost ip6-localhost ip6-loopback"
     local o
-    for o in "${HOSTS[@]}"; do echo "${ADDR[$o]} $(ns_of "$o") $o"; done
+    for o in "${HOSTS[@]}"; do echo "${ADDR[$o]} $(hostname_of "$o") $o"; done
     echo "$BRIDGE_ADDR sgw-host"
   } >"$root/etc/hosts"
   # No DNS: an empty resolv.conf makes lookups fail at once (127.0.0.1:53
@@ -318,7 +469,7 @@ setup_network() {
 # share one cgroup tree: their systemds then create and remove each other's
 # unit cgroups (units fail at random with 219/CGROUP "No such device", and
 # same-named units on r1 and r2 would share a cgroup). So each container gets
-# its own cgroup sgw-<host> below ours, in every hierarchy systemd uses.
+# its own cgroup sgw-ID-<host> below ours, in every hierarchy systemd uses.
 cgroup_roots() {   # mount point + path of our cgroup, per systemd hierarchy
   local rel
   if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then   # pure cgroup v2
@@ -341,20 +492,20 @@ enter_host_cgroups() {
   local h=$1 root dir
   : >"$RUN_DIR/$h.cgroups"
   for root in $(cgroup_roots); do
-    dir=$root/sgw-$h
+    dir=$root/$(ns_of "$h")
     mkdir -p "$dir"
     echo "$dir" >>"$RUN_DIR/$h.cgroups"
     echo "$BASHPID" >"$dir/cgroup.procs"
   done
 }
 
-remove_host_cgroups() {
-  local h=$1 dir
+remove_host_cgroups() {   # host, 1 if we hold the claim (then also the cgroups by name)
+  local h=$1 owned=$2 dir
   {
     [[ -f $RUN_DIR/$h.cgroups ]] && cat "$RUN_DIR/$h.cgroups"
-    for dir in $(cgroup_roots); do echo "$dir/sgw-$h"; done
+    if ((owned)); then for dir in $(cgroup_roots); do echo "$dir/$(ns_of "$h")"; done; fi
   } | sort -u | while read -r dir; do
-    [[ -n $dir && -d $dir && $(basename "$dir") == "sgw-$h" ]] || continue
+    [[ -n $dir && -d $dir && $(basename "$dir") == "$(ns_of "$h")" ]] || continue
     # Depth first; a cgroup directory is removed with rmdir (it only holds
     # control files). Fails harmlessly while processes remain.
     find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null || true
@@ -381,7 +532,7 @@ start_host() {
     exec setsid systemd-nspawn -D "$root" -b \
     --register=no --keep-unit \
     --network-namespace-path="/run/netns/$(ns_of "$h")" \
-    -M "$(ns_of "$h")" \
+    -M "$(ns_of "$h")" --hostname="$(hostname_of "$h")" \
     --console=passive --link-journal=no --resolv-conf=off --timezone=off \
     "${node_args[@]}"
   ) </dev/null >"$LOG_DIR/$h.log" 2>&1 9>&- &
@@ -454,21 +605,36 @@ wait_ready() {
   done
 }
 
+# What the tests and the demo read: addresses, key, index, and the machine-wide names.
+state_json() {
+  local h sep
+  printf '{\n  "hosts": {\n'
+  sep=""
+  for h in "${HOSTS[@]}"; do
+    printf '%s    "%s": {"address": "%s", "user": "root", "port": 22}' "$sep" "$h" "${ADDR[$h]}"
+    sep=$',\n'
+  done
+  printf '\n  },\n'
+  printf '  "privateKeyPath": "%s",\n' "$KEY"
+  printf '  "indexUrl": "%s",\n' "$INDEX_URL"
+  printf '  "bridgeAddress": "%s",\n' "$BRIDGE_ADDR"
+  printf '  "cache": "%s",\n' "$CACHE"
+  printf '  "id": "%s",\n' "$ID"
+  printf '  "claim": "%s",\n' "$CLAIM"
+  printf '  "subnet": "%s.0/%s",\n' "$SUBNET" "$PREFIX_LEN"
+  printf '  "bridge": "%s",\n' "$BRIDGE"
+  printf '  "netns": {'
+  sep=""
+  for h in "${HOSTS[@]}"; do printf '%s"%s": "%s"' "$sep" "$h" "$(ns_of "$h")"; sep=", "; done
+  printf '},\n  "veths": {'
+  sep=""
+  for h in "${HOSTS[@]}"; do printf '%s"%s": "%s"' "$sep" "$h" "$(veth_of "$h")"; sep=", "; done
+  printf '}\n}\n'
+}
+
 write_state() {
-  local h sep="" tmp=$STATE.tmp
-  {
-    printf '{\n  "hosts": {\n'
-    for h in "${HOSTS[@]}"; do
-      printf '%s    "%s": {"address": "%s", "user": "root", "port": 22}' "$sep" "$h" "${ADDR[$h]}"
-      sep=$',\n'
-    done
-    printf '\n  },\n'
-    printf '  "privateKeyPath": "%s",\n' "$KEY"
-    printf '  "indexUrl": "%s",\n' "$INDEX_URL"
-    printf '  "bridgeAddress": "%s"\n' "$BRIDGE_ADDR"
-    printf '}\n'
-  } >"$tmp"
-  mv "$tmp" "$STATE"
+  state_json >"$STATE.tmp"
+  mv "$STATE.tmp" "$STATE"
 }
 
 UP_DONE=0
@@ -482,23 +648,27 @@ on_up_exit() {
 }
 
 do_up() {
-  local start=$SECONDS h
+  local start=$SECONDS h bin
   if all_up; then
     log "already up"
+    if [[ -n ${SGLANG_GATEWAY_SANDBOX_SUBNET:-} && ${SGLANG_GATEWAY_SANDBOX_SUBNET%.0/24} != "$SUBNET" ]]; then
+      log "warning: it keeps $SUBNET.0/24; SGLANG_GATEWAY_SANDBOX_SUBNET applies to the next up after a down"
+    fi
     do_status
     return 0
   fi
   if something_exists; then
     log "found a partial sandbox; tearing it down first"
     do_down
+    choose_subnet   # our claim went with it
   fi
-  trap on_up_exit EXIT
-  trap 'exit 130' INT TERM HUP
-
-  local bin
   for bin in debootstrap systemd-nspawn ip ssh ssh-keygen curl; do
     command -v "$bin" >/dev/null 2>&1 || { bash "$HERE/setup/apt.sh"; break; }
   done
+  claim
+  trap on_up_exit EXIT
+  trap 'exit 130' INT TERM HUP
+
   bash "$HERE/setup/rootfs.sh" >&2
 
   mkdir -p "$HOSTS_DIR" "$RUN_DIR" "$LOG_DIR"
@@ -521,9 +691,8 @@ do_up() {
 
 # ------------------------------------------------------------------- main --
 
-[[ $(id -u) -eq 0 ]] || die "must run as root (network namespaces, systemd-nspawn)"
-
 cmd=${1:-}
+[[ $cmd == names || $(id -u) -eq 0 ]] || die "must run as root (network namespaces, systemd-nspawn)"
 case $cmd in
   up|down)
     mkdir -p "$SB"
@@ -541,8 +710,11 @@ case $cmd in
     rc=0; do_status || rc=$?
     exit "$rc"
     ;;
+  names)
+    state_json
+    ;;
   *)
-    echo "usage: $0 up|down|status" >&2
+    echo "usage: $0 up|down|status|names" >&2
     exit 2
     ;;
 esac
