@@ -1,12 +1,12 @@
 /*
- * Start the REAL SGLang router (sglang-router 0.3.2 from the host venv that
+ * Start the REAL SGLang router (smg 1.x or sglang-router 0.3.x, from the host venvs that
  * scripts/setup/router.sh builds) on free loopback ports, for integration tests.
  *
  *   const router = await startRealRouter({ policy: "round_robin" });
  *   await fetch(`${router.url}/workers`, { method: "POST", ... });
  *   await router.stop();
  *
- * Node builtins only. Facts about the router: docs/router-0.3.2.md.
+ * Facts about the router: docs/router-smg-1.md, docs/router-0.3.2.md.
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -16,15 +16,18 @@ import * as path from "node:path";
 import { gatewayCacheDir } from "./cache";
 import { freePort } from "./ports";
 import { terminate, track } from "./child-processes";
+import { generationOf, generations } from "../../components/routers/sglang/generations";
 
-export const ROUTER_VERSION = "0.3.2";
+/** Every router version the library installs, newest generation first: the integration suites run against each. */
+export const ROUTER_VERSIONS = generations.flatMap((g) => g.versions);
 
-
-/** The python of the router venv; throws a clear error when router.sh has not been run. */
-export function routerPython(): string {
-  const py = path.join(gatewayCacheDir(), "router-venv", "bin", "python");
+/** The python of a router version's venv; throws a clear error when router.sh has not been run. */
+export function routerPython(version: string): string {
+  const generation = generationOf(version);
+  if (!generation) throw new Error(`no router generation has version ${version}`);
+  const py = path.join(gatewayCacheDir(), "routers", `${generation.packageName}-${version}`, "bin", "python");
   if (!fs.existsSync(py)) {
-    throw new Error(`sglang-router venv missing: ${py} does not exist; run \`bash scripts/setup/router.sh\` first`);
+    throw new Error(`router venv missing: ${py} does not exist; run \`bash scripts/setup/router.sh\` first`);
   }
   return py;
 }
@@ -77,8 +80,10 @@ export function ownsListener(pid: number, port: number): boolean | undefined {
 }
 
 export interface RealRouterOptions {
+  /** router version (default: the newest generation's, smg) */
+  version?: string;
   /** --policy (default round_robin: deterministic for tests) */
-  policy?: "random" | "round_robin" | "cache_aware" | "power_of_two" | "manual";
+  policy?: string;
   /** --api-key: then admin and inference routes need `Authorization: Bearer <key>` */
   apiKey?: string;
   /** fixed ports; default: free ports */
@@ -144,7 +149,9 @@ export async function startRealRouter(opts: RealRouterOptions = {}): Promise<Rea
 }
 
 async function startOnce(opts: RealRouterOptions): Promise<RealRouter> {
-  const python = routerPython();
+  const version = opts.version ?? ROUTER_VERSIONS[0];
+  const python = routerPython(version);
+  const generation = generationOf(version)!;
   const port = opts.port ?? (await freePort());
   let prometheusPort = opts.prometheusPort ?? (await freePort());
   while (prometheusPort === port) prometheusPort = await freePort();
@@ -157,7 +164,7 @@ async function startOnce(opts: RealRouterOptions): Promise<RealRouter> {
   const logFile =
     opts.logFile ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sglang-router-")), "router.log");
   const args = [
-    "-m", "sglang_router.launch_router",
+    "-m", generation.launchModule,
     "--host", "127.0.0.1",
     "--port", String(port),
     "--prometheus-host", "127.0.0.1",

@@ -1,12 +1,12 @@
 /*
- * Smoke test: the REAL sglang-router 0.3.2 in front of two fake workers.
+ * Smoke test: the REAL router, each generation (smg 1.x, sglang-router 0.3.x), in front of two fake workers.
  *
  *   bash scripts/setup/router.sh     # once; builds $SGLANG_GATEWAY_CACHE/router-venv
  *   npx mocha -r ts-node/register/transpile-only --timeout 120000 test/integration/real-router.test.ts
  */
 import * as assert from "node:assert/strict";
 import { FakeWorkerFleet, startFakeWorkers } from "../helpers/fake-workers";
-import { RealRouter, startRealRouter } from "../helpers/real-router";
+import { RealRouter, ROUTER_VERSIONS, startRealRouter } from "../helpers/real-router";
 
 interface WorkerInfo {
   id: string;
@@ -49,13 +49,16 @@ function chatBody(stream: boolean): string {
   });
 }
 
-describe("real sglang-router 0.3.2 with two fake workers (round_robin)", function () {
+for (const version of ROUTER_VERSIONS) describe(`real router ${version} with two fake workers (round_robin)`, function () {
   this.timeout(120_000);
   let router: RealRouter | undefined;
   let fleet: FakeWorkerFleet | undefined;
+  const smg = version.startsWith("1.");
+  // No worker: 0.3.x answers 503 no_available_workers, smg 404 model_not_found (docs/router-smg-1.md).
+  const noWorker = smg ? { status: 404, code: "model_not_found" } : { status: 503, code: "no_available_workers" };
 
   before(async () => {
-    [router, fleet] = await Promise.all([startRealRouter({ policy: "round_robin" }), startFakeWorkers(2, { namePrefix: "replica" })]);
+    [router, fleet] = await Promise.all([startRealRouter({ version, policy: "round_robin" }), startFakeWorkers(2, { namePrefix: "replica" })]);
   });
 
   after(async () => {
@@ -67,10 +70,10 @@ describe("real sglang-router 0.3.2 with two fake workers (round_robin)", functio
     const workers = (fleet as FakeWorkerFleet).workers;
     const names = workers.map((w) => w.name).sort();
 
-    // no workers yet: a clean 503
+    // no workers yet: the generation's own "no worker" answer
     const none = await fetch(`${r.url}/v1/chat/completions`, { method: "POST", headers: JSON_HEADERS, body: chatBody(false) });
-    assert.equal(none.status, 503);
-    assert.equal(((await none.json()) as { error: { code: string } }).error.code, "no_available_workers");
+    assert.equal(none.status, noWorker.status);
+    assert.equal(((await none.json()) as { error: { code: string } }).error.code, noWorker.code);
 
     // register: 202 + worker_id + Location
     const ids = new Map<string, string>();
@@ -84,7 +87,7 @@ describe("real sglang-router 0.3.2 with two fake workers (round_robin)", functio
       assert.equal(res.status, 202, JSON.stringify(body));
       assert.equal(body.status, "accepted");
       assert.equal(body.url, w.url);
-      assert.match(body.worker_id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      assert.match(body.worker_id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/); // UUIDv4 (0.3.x), v7 (smg)
       assert.equal(res.headers.get("location"), `/workers/${body.worker_id}`);
       ids.set(w.url, body.worker_id);
     }
@@ -143,12 +146,13 @@ describe("real sglang-router 0.3.2 with two fake workers (round_robin)", functio
       assert.equal(res.status, 202, `DELETE ${url}: ${JSON.stringify(body)}`);
       assert.equal(body.worker_id, id);
     }
+    // (smg drains a removed worker for ~5 s before it is gone)
     await waitFor("GET /workers to be empty", 20_000, async () => ((await listWorkers(r)).length === 0 ? true : undefined));
     const gone = await fetch(`${r.url}/workers/${ids.values().next().value}`);
     assert.equal(gone.status, 404);
 
-    // and back to a clean 503
+    // and back to the "no worker" answer
     const after = await fetch(`${r.url}/v1/chat/completions`, { method: "POST", headers: JSON_HEADERS, body: chatBody(false) });
-    assert.equal(after.status, 503);
+    assert.equal(after.status, noWorker.status);
   });
 });

@@ -56,7 +56,14 @@ describe("service block under the real nginx", function () {
                 }, 100);
                 return;
             }
-            res.writeHead(upstreamStatus, { "content-type": "application/json" });
+            // Like smg: internal headers on every answer; "no worker" is a 404 told apart by its error-code header.
+            const internal = { "x-smg-routed-worker-id": "http://127.0.0.1:12001", "access-control-allow-origin": "*", "access-control-expose-headers": "*" };
+            if (req.url === "/v1/no-worker" || req.url === "/v1/not-here") {
+                const code = req.url === "/v1/no-worker" ? { "x-smg-error-code": "model_not_found" } : {};
+                res.writeHead(404, { "content-type": "application/json", ...internal, ...code });
+                return res.end(JSON.stringify({ error: { code: "model_not_found", message: "No worker available for model 'm'" } }));
+            }
+            res.writeHead(upstreamStatus, { "content-type": "application/json", ...internal });
             res.end(JSON.stringify({ path: req.url, upstream: true, authorization: req.headers.authorization }));
         });
         await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
@@ -182,6 +189,33 @@ describe("service block under the real nginx", function () {
             assert.match(answer.body, /no replica ready/);
         } finally {
             await empty.nginx.stop();
+        }
+    });
+
+    it("router internals never reach the client: worker addresses, error codes, CORS defaults", async () => {
+        const { nginx, port } = await serve({ internalResponseHeaders: sglangRouter.internalResponseHeaders("1.13.0") });
+        try {
+            const ok = await request(port, "/v1/chat/completions", { token, method: "POST", body: "{}" });
+            assert.strictEqual(ok.status, 200);
+            const leaked = Object.keys(ok.headers).filter((h) => h.startsWith("x-smg-") || h.startsWith("access-control-"));
+            assert.deepStrictEqual(leaked, []);
+        } finally {
+            await nginx.stop();
+        }
+    });
+
+    it("smg's no-worker 404 becomes the gateway's 503; another 404 stays a 404 without the router's body", async () => {
+        const { nginx, port } = await serve({ noWorkerAnswer: sglangRouter.noWorkerAnswer("1.13.0"), internalResponseHeaders: sglangRouter.internalResponseHeaders("1.13.0") });
+        try {
+            const none = await request(port, "/v1/no-worker", { token, method: "POST", body: "{}" });
+            assert.strictEqual(none.status, 503);
+            assert.match(none.body, /service chat has no replica ready to serve/);
+            assert.strictEqual(none.headers["x-smg-error-code"], undefined);
+            const other = await request(port, "/v1/not-here", { token, method: "POST", body: "{}" });
+            assert.strictEqual(other.status, 404);
+            assert.doesNotMatch(other.body, /No worker available/);
+        } finally {
+            await nginx.stop();
         }
     });
 
