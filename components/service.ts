@@ -46,8 +46,42 @@ export class Service extends pulumi.ComponentResource {
         const router = gateway.router;
         const routerSettings = gateway.routerSettings;
 
+        // With a router the upstream is the router, whatever the replica count; without one it lists the replicas.
+        const makeServerBlock = (upstreamServers: pulumi.Output<string[]>, dependsOn: pulumi.Resource[]) => {
+            const file = pulumi.all([gateway.domain, pulumi.output(tokens), upstreamServers]).apply(([domain, tokenValues, upstreams]) =>
+                serverBlockFile({
+                    service: name,
+                    serverName: `${name}.${domain}`,
+                    auth: settings.auth,
+                    tokens: tokenValues,
+                    upstreamServers: upstreams,
+                    allow: router?.inferencePaths,
+                    internalResponseHeaders: router && routerSettings ? router.internalResponseHeaders(routerSettings.version) : [],
+                    noWorkerAnswer: router && routerSettings ? router.noWorkerAnswer(routerSettings.version) : undefined,
+                    rateLimits: settings.rateLimits,
+                    tls: gateway.tls ? tlsPaths : undefined,
+                }),
+            );
+            const content = file.apply((f) => f.content);
+            return hostStep(
+                `${name}-server`,
+                {
+                    connection: gateway.connection,
+                    description: `nginx server block of service ${name}`,
+                    write: [{ path: servicePaths(name).serverBlock, content: settings.auth ? pulumi.secret(content) : content, mode: "0640" }],
+                    activate: nginxReload.activate,
+                    afterRemove: [nginxReload.afterRemove],
+                },
+                { parent: this, dependsOn },
+            );
+        };
+
         let routerProcess: HostScript | undefined;
+        let serverBlock: HostScript | undefined;
         if (router && routerSettings) {
+            // nginx answers for the service before the router (re)starts: an upgrade's new server block,
+            // which translates the new router's answers, is in place before the new router runs.
+            serverBlock = makeServerBlock(pulumi.output([`127.0.0.1:${this.ports.routerPort}`]), [gateway.setup]);
             const launch = router.launch({
                 service: name,
                 version: routerSettings.version,
@@ -71,7 +105,7 @@ export class Service extends pulumi.ComponentResource {
                     afterRemove: unit.afterRemove,
                     removePaths: launch.statePaths,
                 },
-                { parent: this, dependsOn: [gateway.setup] },
+                { parent: this, dependsOn: [gateway.setup, serverBlock] },
             );
         }
         this.routerProcess = routerProcess;
@@ -87,34 +121,8 @@ export class Service extends pulumi.ComponentResource {
             );
         }
 
-        // With a router the upstream is the router, whatever the replica count; without one it lists the replicas.
-        const upstreamServers = router ? pulumi.output([`127.0.0.1:${this.ports.routerPort}`]) : pulumi.all(this.replicas.map((r) => r.target));
-        const file = pulumi.all([gateway.domain, pulumi.output(tokens), upstreamServers]).apply(([domain, tokenValues, upstreams]) =>
-            serverBlockFile({
-                service: name,
-                serverName: `${name}.${domain}`,
-                auth: settings.auth,
-                tokens: tokenValues,
-                upstreamServers: upstreams,
-                allow: router?.inferencePaths,
-                internalResponseHeaders: router && routerSettings ? router.internalResponseHeaders(routerSettings.version) : [],
-                noWorkerAnswer: router && routerSettings ? router.noWorkerAnswer(routerSettings.version) : undefined,
-                rateLimits: settings.rateLimits,
-                tls: gateway.tls ? tlsPaths : undefined,
-            }),
-        );
-        const content = file.apply((f) => f.content);
-        this.serverBlock = hostStep(
-            `${name}-server`,
-            {
-                connection: gateway.connection,
-                description: `nginx server block of service ${name}`,
-                write: [{ path: servicePaths(name).serverBlock, content: settings.auth ? pulumi.secret(content) : content, mode: "0640" }],
-                activate: nginxReload.activate,
-                afterRemove: [nginxReload.afterRemove],
-            },
-            { parent: this, dependsOn: router ? (routerProcess ? [routerProcess] : []) : [gateway.setup, ...this.replicas] },
-        );
+        // Without a router the server block lists the replicas: it comes after them.
+        this.serverBlock = serverBlock ?? makeServerBlock(pulumi.all(this.replicas.map((r) => r.target)), [gateway.setup, ...this.replicas]);
 
         this.url = pulumi.interpolate`${gateway.tls ? "https" : "http"}://${name}.${gateway.domain}`;
         this.registerOutputs({ url: this.url, replicas: this.replicas.length, routerPort: this.ports.routerPort });

@@ -44,7 +44,7 @@ stack_config set --path gateway.privateKeyPath "$(from_sandbox privateKeyPath)"
 stack_config set --path gateway.router.indexUrl "$(from_sandbox indexUrl)"
 stack_config set --path 'services[0].hosts[0].host' "$(from_sandbox hosts.r1.address)"
 stack_config set --path 'services[0].hosts[1].host' "$(from_sandbox hosts.r2.address)"
-say "pulumi up: gateway $(stack_config get --path gateway.host) (nginx, sglang-router $(stack_config get --path gateway.router.version 2>/dev/null || echo 0.3.2)), service chat with 2 replicas"
+say "pulumi up: gateway $(stack_config get --path gateway.host) (nginx, SGLang router $(stack_config get --path gateway.router.version 2>/dev/null || echo "smg, the default version")), service chat with 2 replicas"
 pulumi up --yes --stack "$stack" --config-file "$config" --non-interactive --skip-preview
 
 token=$(stack_config get --path 'tokens.chat[0]')

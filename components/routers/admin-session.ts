@@ -1,5 +1,5 @@
 // A router's admin API, reached from a dynamic provider: an SSH tunnel to the gateway's loopback and
-// one HTTP exchange per request. Any router's worker resource can use it. These functions are
+// one HTTP exchange per request. Any router's RouterWorker can use it. These functions are
 // serialized into provider state: modules are `require`d inside them.
 import { openSsh, runScript, type SshTarget } from "../host-script/ssh";
 

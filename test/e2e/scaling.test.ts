@@ -1,6 +1,7 @@
 // End to end on real hosts: the real Pulumi engine runs this repo's stack program against three
-// sandbox hosts (systemd-nspawn, sshd, systemd, nginx), with the real sglang-router 0.3.2 and fake
-// SGLang workers as replicas. Scaling, scale to zero, drift and destroy, checked on the hosts.
+// sandbox hosts (systemd-nspawn, sshd, systemd, nginx), with the real router and fake SGLang workers
+// as replicas. The default router (smg) gets the whole suite: scaling, scale to zero, drift, TLS and
+// rate limits, destroy. sglang-router 0.3.2, for stacks that pinned it, a shorter one.
 import * as assert from "assert";
 import { execFileSync } from "child_process";
 import * as fs from "fs";
@@ -10,11 +11,11 @@ import * as os from "os";
 import * as path from "path";
 import type { PulumiProject } from "../helpers/pulumi-cli";
 import { onFreshSandbox, onHost, sandboxState } from "../helpers/sandbox";
+import { adminCalls, pids, routerUnit, workers } from "../helpers/gateway-router";
 import { answeringWorkers, assertNothingLost, chat, fakeWorkerCommand, serviceHost, token, underLoad, whileStreaming } from "../helpers/gateway-client";
 
-const routerUnit = "sglang-gateway-router-chat.service";
 
-function stackConfig(replicas: number) {
+function stackConfigOf(replicas: number, version?: string) {
     const state = sandboxState();
     return {
         gateway: {
@@ -24,7 +25,7 @@ function stackConfig(replicas: number) {
             host: state.hosts.gw.address,
             privateKeyPath: state.privateKeyPath,
             domain: "sandbox.test",
-            router: { type: "sglang", policy: "round_robin", indexUrl: state.indexUrl },
+            router: { type: "sglang", policy: "round_robin", indexUrl: state.indexUrl, ...(version ? { version } : {}) },
         },
         services: [
             {
@@ -42,30 +43,6 @@ function stackConfig(replicas: number) {
     };
 }
 
-async function workers(): Promise<{ id: string; url: string; is_healthy: boolean }[]> {
-    const port = /--port (\d+)/.exec(await onHost("gw", "cat /etc/sglang-gateway/routers/chat/start.sh"))?.[1];
-    return (JSON.parse(await onHost("gw", `curl -s 127.0.0.1:${port}/workers`)) as { workers: { id: string; url: string; is_healthy: boolean }[] }).workers;
-}
-
-/** The router's own count of admin calls, from its Prometheus metrics. */
-async function adminCalls(): Promise<{ posts: number; deletes: number }> {
-    const port = /--prometheus-port (\d+)/.exec(await onHost("gw", "cat /etc/sglang-gateway/routers/chat/start.sh"))?.[1];
-    const metrics = await onHost("gw", `curl -s 127.0.0.1:${port}/metrics`);
-    const sum = (pattern: RegExp) =>
-        metrics
-            .split("\n")
-            .filter((line) => pattern.test(line))
-            .reduce((total, line) => total + Number(line.split(" ").pop()), 0);
-    return { posts: sum(/^smg_http_requests_total\{method="POST",path="\/workers"\}/), deletes: sum(/^smg_http_requests_total\{method="DELETE",path="\/workers\/[^"]+"\}/) };
-}
-
-async function pids(): Promise<{ router: string; nginx: string }> {
-    return {
-        router: (await onHost("gw", `systemctl show -p MainPID --value ${routerUnit}`)).trim(),
-        nginx: (await onHost("gw", "cat /run/nginx.pid")).trim(),
-    };
-}
-
 /** A self-signed certificate for `*.<domain>`, as a user would bring one. */
 function selfSignedWildcard(domain: string): { certificate: string; privateKey: string } {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sgw-e2e-tls-"));
@@ -79,7 +56,12 @@ function selfSignedWildcard(domain: string): { certificate: string; privateKey: 
 
 const replicaUrn = (i: number) => new RegExp(`::chat-replica-${i}(-(process|tunnel|bridge|worker))?$`);
 
-describe("e2e on sandbox hosts: real engine, router, nginx, sshd, systemd", function () {
+function scalingSuite(version: string | undefined, whole: boolean) {
+    const stackConfig = (replicas: number) => stackConfigOf(replicas, version);
+    // The shorter suite leaves these out (not skipped: they are the default router's).
+    const wholeOnly = (title: string, test: () => Promise<void>) => whole && it(title, test);
+    const label = version ?? "the default router (smg)";
+    describe(`e2e on sandbox hosts with ${label}: real engine, router, nginx, sshd, systemd`, function () {
     this.timeout(900000);
     const stack = onFreshSandbox("e2e");
     let project: PulumiProject;
@@ -169,7 +151,7 @@ describe("e2e on sandbox hosts: real engine, router, nginx, sshd, systemd", func
         assert.strictEqual(seen.size, 2);
     });
 
-    it("drift: a worker removed behind Pulumi's back shows in refresh; the next up registers it again", async () => {
+    wholeOnly("drift: a worker removed behind Pulumi's back shows in refresh; the next up registers it again", async () => {
         // Bridge ports grow with the replica index: the highest is replica 1's.
         const portOf = (url: string) => Number(url.split(":").pop());
         const [victim] = (await workers()).sort((a, b) => portOf(b.url) - portOf(a.url));
@@ -186,11 +168,11 @@ describe("e2e on sandbox hosts: real engine, router, nginx, sshd, systemd", func
         assert.ok((await workers()).some((w) => w.url === victim.url && w.is_healthy), "the worker is registered again");
     });
 
-    it("TLS and rate limits on the real gateway: HTTPS with the given certificate, HTTP redirected, 429 past the burst", async () => {
+    wholeOnly("TLS and rate limits on the real gateway: HTTPS with the given certificate, HTTP redirected, 429 past the burst", async () => {
         const tls = selfSignedWildcard("sandbox.test");
         const config = stackConfig(2);
         Object.assign(config.gateway, { tls });
-        Object.assign(config.services[0], { rate_limits: [{ prefix: "/v1/", rps: 1, burst: 1, key: { header: "X-Client" } }] });
+        Object.assign(config.services[0], { rateLimits: [{ prefix: "/v1/", rps: 1, burst: 1, key: { header: "X-Client" } }] });
         project.setConfig(config);
         await project.up();
         const gateway = sandboxState().hosts.gw.address;
@@ -228,7 +210,7 @@ describe("e2e on sandbox hosts: real engine, router, nginx, sshd, systemd", func
         await project.run(["destroy", "--yes", "--skip-preview"]);
         const gw = await onHost(
             "gw",
-            "systemctl list-unit-files --plain --no-legend 'sglang-gateway*' | cut -d' ' -f1; ls /etc/nginx/conf.d; ls -d /etc/nginx/sglang-gateway /opt/sglang-gateway /etc/sglang-gateway /var/lib/sglang-gateway 2>/dev/null; ps -eo comm | grep -c 'sglang::router' || true",
+            "systemctl list-unit-files --plain --no-legend 'sglang-gateway*' | cut -d' ' -f1; ls /etc/nginx/conf.d; ls -d /etc/nginx/sglang-gateway /opt/sglang-gateway /etc/sglang-gateway /var/lib/sglang-gateway 2>/dev/null; ps -eo comm | grep -cE 'sglang::router|smg::router' || true",
         );
         assert.strictEqual(gw.trim(), "0", `left on the gateway: ${gw}`);
         for (const host of ["r1", "r2"] as const) {
@@ -238,3 +220,7 @@ describe("e2e on sandbox hosts: real engine, router, nginx, sshd, systemd", func
         assert.strictEqual((await onHost("gw", "systemctl is-active nginx")).trim(), "active", "nginx itself keeps running");
     });
 });
+}
+
+scalingSuite(undefined, true);
+scalingSuite("0.3.2", false);

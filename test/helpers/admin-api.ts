@@ -82,10 +82,9 @@ export class AdminApi {
                     w.is_healthy = w.drainingUntil === undefined && w.polls > after;
                     w.failed = this.options.smg && this.options.failJobs && !w.is_healthy;
                 }
-                // Like 0.3.x: a worker whose add job still runs is not listed here. smg lists it as pending,
-                // and a deleted one as draining.
+                // Neither generation lists a worker whose add job still runs; smg lists a deleted one as draining.
                 const list = [...this.workers.values()]
-                    .filter((w) => (this.options.smg ? !w.failed : w.is_healthy))
+                    .filter((w) => w.is_healthy || (this.options.smg && w.drainingUntil !== undefined))
                     .map((w) => ({
                         id: w.id,
                         url: w.url,

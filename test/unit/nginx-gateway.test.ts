@@ -15,7 +15,7 @@ interface Answer {
     headers: http.IncomingHttpHeaders;
 }
 
-function request(port: number, path: string, options: { token?: string; method?: string; body?: string; host?: string } = {}): Promise<Answer> {
+function request(port: number, path: string, options: { token?: string; method?: string; body?: string; host?: string; answer?: string } = {}): Promise<Answer> {
     return new Promise((resolve, reject) => {
         const req = http.request(
             {
@@ -23,7 +23,12 @@ function request(port: number, path: string, options: { token?: string; method?:
                 port,
                 path,
                 method: options.method ?? "GET",
-                headers: { host: options.host ?? "chat.example.com", ...(options.token ? { authorization: `Bearer ${options.token}` } : {}), "content-type": "application/json" },
+                headers: {
+                    host: options.host ?? "chat.example.com",
+                    ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+                    ...(options.answer ? { "x-test-answer": options.answer } : {}),
+                    "content-type": "application/json",
+                },
             },
             (res) => {
                 let body = "";
@@ -58,10 +63,12 @@ describe("service block under the real nginx", function () {
             }
             // Like smg: internal headers on every answer; "no worker" is a 404 told apart by its error-code header.
             const internal = { "x-smg-routed-worker-id": "http://127.0.0.1:12001", "access-control-allow-origin": "*", "access-control-expose-headers": "*" };
-            if (req.url === "/v1/no-worker" || req.url === "/v1/not-here") {
-                const code = req.url === "/v1/no-worker" ? { "x-smg-error-code": "model_not_found" } : {};
+            const answer = req.headers["x-test-answer"];
+            if (answer === "no-worker" || answer === "not-here") {
+                const code = answer === "no-worker" ? { "x-smg-error-code": "model_not_found" } : {};
                 res.writeHead(404, { "content-type": "application/json", ...internal, ...code });
-                return res.end(JSON.stringify({ error: { code: "model_not_found", message: "No worker available for model 'm'" } }));
+                res.end(JSON.stringify({ error: { code: "model_not_found", message: "No worker available for model 'm'" } }));
+                return;
             }
             res.writeHead(upstreamStatus, { "content-type": "application/json", ...internal });
             res.end(JSON.stringify({ path: req.url, upstream: true, authorization: req.headers.authorization }));
@@ -207,11 +214,11 @@ describe("service block under the real nginx", function () {
     it("smg's no-worker 404 becomes the gateway's 503; another 404 stays a 404 without the router's body", async () => {
         const { nginx, port } = await serve({ noWorkerAnswer: sglangRouter.noWorkerAnswer("1.13.0"), internalResponseHeaders: sglangRouter.internalResponseHeaders("1.13.0") });
         try {
-            const none = await request(port, "/v1/no-worker", { token, method: "POST", body: "{}" });
+            const none = await request(port, "/v1/chat/completions", { token, method: "POST", body: "{}", answer: "no-worker" });
             assert.strictEqual(none.status, 503);
             assert.match(none.body, /service chat has no replica ready to serve/);
             assert.strictEqual(none.headers["x-smg-error-code"], undefined);
-            const other = await request(port, "/v1/not-here", { token, method: "POST", body: "{}" });
+            const other = await request(port, "/v1/chat/completions", { token, method: "POST", body: "{}", answer: "not-here" });
             assert.strictEqual(other.status, 404);
             assert.doesNotMatch(other.body, /No worker available/);
         } finally {

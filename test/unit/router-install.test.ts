@@ -5,7 +5,7 @@ import { sglangRouter, sglangRouterCommand } from "../../components/routers/sgla
 const settings = (version: string, indexUrl?: string) => ({ type: "sglang", policy: "cache_aware", version, ...(indexUrl ? { indexUrl } : {}) });
 
 describe("sglang router install and launch, per generation", () => {
-    it("smg 1.13.0 (the default) installs smg with its shipped closure; the venv counts as complete once smg imports", () => {
+    it("smg 1.13.0 (the default) installs smg with its shipped closure; the venv counts as complete once smg.launch_router imports", () => {
         const install = sglangRouter.install(settings(sglangRouter.defaultVersion));
         assert.strictEqual(sglangRouter.defaultVersion, "1.13.0");
         assert.strictEqual(install.requirement, "smg==1.13.0");
@@ -13,7 +13,7 @@ describe("sglang router install and launch, per generation", () => {
         const [script] = install.commands;
         assert.match(script, /-c \/opt\/sglang-gateway\/routers\/smg-1\.13\.0\/constraints\.txt smg==1\.13\.0/);
         assert.match(script, /^grpcio==1\.85\.3$/m);
-        assert.match(script, /python -c 'import smg'/);
+        assert.match(script, /python -c 'import smg\.launch_router'/);
     });
 
     it("0.3.2 installs sglang-router with its shipped closure; its venv check imports sglang_router", () => {

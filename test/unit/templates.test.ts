@@ -142,12 +142,20 @@ describe("tokens and rate-limit keys", () => {
 });
 
 describe("location planning", () => {
+    const prefixAllowList = { exact: ["/generate"], prefix: ["/v1/"] };
+
+    it("the sglang router's public paths are the inference API only: its control-plane routes under /v1/ answer 403", () => {
+        const plan = planLocations(sglangRouter.inferencePaths, []).map((l) => l.match);
+        assert.ok(plan.includes("= /v1/chat/completions") && plan.includes("= /generate") && plan.includes("/v1/models/"), JSON.stringify(plan));
+        assert.ok(!plan.includes("/v1/"), "the whole /v1/ prefix is not public (smg serves /v1/tokenizers, /v1/conversations there)");
+    });
+
     it("a rate limit narrower than an allowed prefix gets a location of its own, with the broader limits too", () => {
         const zones = rateLimitZones("chat", [
             { prefix: "/", rps: 10, burst: 0, key: "ip" },
             { prefix: "/v1/chat/", rps: 1, burst: 0, key: "ip" },
         ]);
-        const plan = planLocations(sglangRouter.inferencePaths, zones);
+        const plan = planLocations(prefixAllowList, zones);
         const chat = plan.find((l) => l.match === "/v1/chat/");
         assert.ok(chat, JSON.stringify(plan));
         assert.deepStrictEqual(chat.zones.map((z) => z.zone), ["sgw_chat_0", "sgw_chat_1"]);
@@ -156,7 +164,7 @@ describe("location planning", () => {
     });
 
     it("a rate limit outside the allow-list plans no location (those paths answer 403)", () => {
-        const plan = planLocations(sglangRouter.inferencePaths, rateLimitZones("chat", [{ prefix: "/api/auth/", rps: 1, burst: 0, key: "ip" }]));
+        const plan = planLocations(prefixAllowList, rateLimitZones("chat", [{ prefix: "/api/auth/", rps: 1, burst: 0, key: "ip" }]));
         assert.deepStrictEqual(plan.map((l) => l.match), ["= /generate", "/v1/"]);
     });
 

@@ -38,7 +38,8 @@ export const smg1: SglangGeneration = {
     packageName: "smg",
     versions: ["1.13.0"],
     launchModule: "smg.launch_router",
-    importName: "smg",
+    // `import smg` succeeds without the router's own dependencies; this loads the Rust extension.
+    importName: "smg.launch_router",
     processTitle: "smg::router",
     // passthrough and manual start, but route by a client-given key rather than balance: not offered.
     policies: ["cache_aware", "round_robin", "random", "least_load", "prefix_hash", "consistent_hashing"],

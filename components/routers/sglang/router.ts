@@ -73,8 +73,12 @@ export const sglangRouter: Router = {
     internalResponseHeaders: (version) => generation(version).internalResponseHeaders,
     noWorkerAnswer: (version) => generation(version).noWorkerAnswer,
 
-    // /v1/ covers chat, completions, embeddings, rerank, responses and the public model list.
-    inferencePaths: { exact: ["/generate"], prefix: ["/v1/"] },
+    // The inference API only: smg serves control-plane and storage routes under /v1/ too
+    // (/v1/tokenizers, /v1/responses/{id}, /v1/conversations), which must not be public.
+    inferencePaths: {
+        exact: ["/generate", "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank", "/v1/responses", "/v1/models"],
+        prefix: ["/v1/models/"],
+    },
 
     install(settings: RouterSettings) {
         const { packageName, importName } = generation(settings.version);
