@@ -109,6 +109,7 @@ export const sglangRouter: Router = {
                     seconds: 60,
                     what: `the sglang router of ${options.service}`,
                     unit: paths.unit,
+                    journalLines: 30,
                 }),
             ],
             statePaths: [paths.workersDir, paths.logDir],
