@@ -7,6 +7,8 @@ export interface Registered {
     inputs: Record<string, unknown>;
     /** Names of the inputs that arrived as secrets. */
     secretInputs: string[];
+    /** The provider reference (URN::id) the resource was registered with; "" for the default provider. */
+    provider: string;
 }
 
 const secretSig = "4dabf18193072939515e22adb298388d";
@@ -27,6 +29,11 @@ function unwrapSecrets(value: unknown, onSecret: () => void): unknown {
     return value;
 }
 
+/** Unwraps secrets anywhere in a value (for mocks that only read values). */
+export function plain(value: unknown): unknown {
+    return unwrapSecrets(value, () => undefined);
+}
+
 export class RecordingMocks implements pulumi.runtime.Mocks {
     readonly resources: Registered[] = [];
 
@@ -35,7 +42,7 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
         const inputs = Object.fromEntries(
             Object.entries(args.inputs as Record<string, unknown>).map(([k, v]) => [k, unwrapSecrets(v, () => secretInputs.push(k))]),
         );
-        this.resources.push({ type: args.type, name: args.name, inputs, secretInputs: [...new Set(secretInputs)] });
+        this.resources.push({ type: args.type, name: args.name, inputs, secretInputs: [...new Set(secretInputs)], provider: args.provider ?? "" });
         const state: Record<string, unknown> = { ...inputs };
         if (args.type === "aws:ec2/eip:Eip") {
             state.publicIp = "203.0.113.10";

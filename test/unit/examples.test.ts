@@ -4,7 +4,8 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { parseStackConfig } from "../../components";
-import { RecordingMocks, settle, valueOf } from "../helpers/mocks";
+import { AwsMocks } from "../helpers/aws-mocks";
+import { settle, valueOf } from "../helpers/mocks";
 import { testKey } from "../helpers/stack-configs";
 
 const root = path.resolve(__dirname, "..", "..");
@@ -24,7 +25,7 @@ function withPackageName<T>(run: () => T): T {
 
 describe("examples", () => {
     it("embedded: the gateway uses the larger stack's subnet, VPC and zone", async () => {
-        const mocks = new RecordingMocks();
+        const mocks = new AwsMocks({ region: undefined });
         pulumi.runtime.setMocks(mocks, "llm-platform", "dev", false);
         pulumi.runtime.setAllConfig({ "llm-platform:sshPrivateKey": testKey, "llm-platform:chatToken": "tok-0123456789abcdef" }, [
             "llm-platform:sshPrivateKey",
@@ -40,6 +41,7 @@ describe("examples", () => {
         const groups = mocks.ofType("aws:ec2/securityGroup:SecurityGroup");
         assert.ok(groups.every((g) => g.inputs.vpcId === "platform-id"), JSON.stringify(groups.map((g) => g.inputs.vpcId)));
         assert.strictEqual(mocks.ofType("aws:ec2/instance:Instance").length, 3, "gateway + 2 replicas");
+        assert.deepStrictEqual(mocks.violations(), [], "what AWS would refuse");
     });
 
     it("aws: the example stack config passes validation", () => {
