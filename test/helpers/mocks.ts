@@ -85,3 +85,19 @@ export function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
 export async function settle(): Promise<void> {
     await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
 }
+
+/**
+ * Records, per `type::name`, the URNs each registration depends on (explicit and through its inputs'
+ * Outputs). Mocks don't see dependencies; the mock monitor's requests carry them. Call after setMocks.
+ */
+export function recordDependencies(): Map<string, string[]> {
+    const dependencies = new Map<string, string[]>();
+    type Request = { getType(): string; getName(): string; getDependenciesList(): string[] };
+    const monitor = (pulumi.runtime as unknown as { getMonitor(): { registerResource(req: Request, cb: unknown): Promise<void> } }).getMonitor();
+    const register = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req: Request, cb: unknown) => {
+        dependencies.set(`${req.getType()}::${req.getName()}`, req.getDependenciesList());
+        return register(req, cb);
+    };
+    return dependencies;
+}
