@@ -57,6 +57,7 @@ export const hostScriptProvider: pulumi.dynamic.ResourceProvider = {
         // (Host and port name the machine: one IP may front several through port forwarding.)
         // A new login user for the same machine is an update in place. A new hostId behind the same
         // address (a replaced instance keeping its elastic IP) is a blank machine: set it up again.
+        // A hostId appearing (state from before hostIds) replaces too: the instance behind it may be new.
         const machine = (c: SshTarget) => `${c.host}:${c.port ?? 22}${c.hostId === undefined ? "" : `#${c.hostId}`}`;
         const replaces = machine(olds.connection) !== machine(news.connection) ? ["connection"] : [];
         const changes =

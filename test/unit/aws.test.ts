@@ -221,5 +221,7 @@ describe("HostScript diff: host identity", () => {
         const { hostId: _, ...noId } = base.connection;
         const plain = { ...base, connection: noId };
         assert.strictEqual((await provider.diff("id", plain, { ...plain })).changes, false, "ssh connections without hostId see no change");
+        const upgraded = await provider.diff("id", plain, { ...base });
+        assert.deepStrictEqual([upgraded.changes, upgraded.replaces], [true, ["connection"]], "state from before hostIds: the instance may be new, set it up again");
     });
 });
