@@ -12,8 +12,6 @@ import { keyPairProblem, publicKeyOf } from "./aws/keys";
 import { securityGroups, vpcOf } from "./aws/network";
 import type { Backend, GatewayHost, GatewayHostSettings, ReplicaHost, ReplicaHostRequest } from "./types";
 
-export { publicKeyOf } from "./aws/keys";
-
 export const awsDefaults = { gatewayInstanceType: "t3.small", gatewayRootVolumeGiB: 20, replicaInstanceType: "g5.xlarge", replicaRootVolumeGiB: 200 };
 
 export interface AwsGatewayArgs {
