@@ -5,7 +5,7 @@ import type { ServiceSettings } from "./config";
 import type { Gateway } from "./gateway";
 import { bridgeFile, replicaProcessFiles, tunnelKeyFile, tunnelUnitFile } from "./host-files/replica";
 import { hostStep, HostScript } from "./host-script";
-import { nginxDrain, nginxDrainRetired, nginxRecordWorkers, nginxReload, systemdUnitSteps, waitForSocket } from "./host-script/steps";
+import { nginxDrain, nginxDrainRetired, nginxRecordWorkers, nginxReload, systemdUnitSteps, waitForModelServer, waitForSocket } from "./host-script/steps";
 import { bridgePort, hostPaths, replicaPaths, workerUrl } from "./naming";
 import type { RouterWorkerResource } from "./routers";
 
@@ -61,6 +61,7 @@ export class Replica extends pulumi.ComponentResource {
                 model: settings.model,
                 commands: settings.commands ?? [],
                 image: settings.image,
+                gpus: host.gpus,
                 env,
                 reachMode: host.reach.mode,
             }),
@@ -78,7 +79,10 @@ export class Replica extends pulumi.ComponentResource {
                     { ...known.envFile, content: hasEnv ? pulumi.secret(envContent) : envContent },
                     { ...known.unit, content: processFiles.apply((f) => f.unit.content) },
                 ],
-                activate: unitSteps.activate,
+                activate: [
+                    ...unitSteps.activate,
+                    ...(host.reportsStartup ? [waitForModelServer(this.port, `${service} replica ${index}`, paths.processUnit, settings.readinessTimeoutSeconds)] : []),
+                ],
                 rollBack: unitSteps.rollBack,
                 // docker run's client may die before its container does; the container goes explicitly.
                 deactivate: [...unitSteps.deactivate, ...(settings.image ? [`docker rm -f ${paths.containerName}`] : [])],

@@ -1,128 +1,177 @@
 // The aws backend: the gateway on an EC2 instance with an elastic IP and a wildcard DNS record;
-// each replica on an instance of its own in the same subnet, reached over its private address.
+// each replica on an instance of its own, on the NVIDIA Deep Learning AMI, reached over its private address.
+// AWS resources take the stack's default AWS provider (aws:* config intact) or the one given to the Gateway,
+// with `region` per resource when set. docs/aws.md says what is created, what it costs, what is checked.
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
+import type { Problem } from "../config/errors";
 import { nonEmpty, orOutput } from "../config/fields";
 import type { ResolvedSshConnection } from "../host-script";
+import { acceleratorOf, architectureOf, gpuImage, replicaTypeProblem, ubuntuImage, type AmiQuery } from "./aws/images";
+import { keyPairProblem, publicKeyOf } from "./aws/keys";
+import { securityGroups, vpcOf } from "./aws/network";
 import type { Backend, GatewayHost, GatewayHostSettings, ReplicaHost, ReplicaHostRequest } from "./types";
 
-/** Canonical's account: the owner of the official Ubuntu AMIs. */
-const canonicalOwner = "099720109477";
-const ubuntuNamePattern = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*";
+export const awsDefaults = { gatewayInstanceType: "t3.small", gatewayRootVolumeGiB: 20, replicaInstanceType: "g5.xlarge", replicaRootVolumeGiB: 200 };
 
 export interface AwsGatewayArgs {
-    /** AWS region; default: the provider's (aws:region). */
+    /** AWS region; default: the provider's (aws:region). Set per resource: the provider keeps its aws:* config. */
     region?: string;
-    /** Gateway instance type; default t3.small. */
+    /** Gateway instance type; default t3.small. Graviton types (t4g) get the arm64 image. */
     instanceType?: pulumi.Input<string>;
-    /** VPC for the security groups; default: the default VPC. */
+    /** VPC for the security groups; default: the subnet's VPC, or the default VPC without a subnet. */
     vpcId?: pulumi.Input<string>;
-    /** Subnet for the gateway and the replicas; default: one of the default VPC's. */
+    /** Subnet of the gateway (public: its elastic IP needs an internet gateway route); default: one of the default VPC's. */
     subnetId?: pulumi.Input<string>;
+    /** Subnet of the replicas, in the same VPC; default subnetId. A private subnet needs a route out (NAT) for image and model downloads. */
+    replicaSubnetId?: pulumi.Input<string>;
     /** Route53 hosted zone of the domain; when set, `*.<domain>` points at the gateway. */
     zoneId?: pulumi.Input<string>;
-    /** AMI for gateway and replicas; default: the newest Ubuntu 24.04 from Canonical. */
+    /** AMI of the gateway; default: the newest Ubuntu 24.04 from Canonical for the instance type's architecture. */
     ami?: pulumi.Input<string>;
-    /** Login user of the AMI; default ubuntu. */
+    /** Login user of the AMIs; default ubuntu. */
     user?: pulumi.Input<string>;
+    /** Size of the gateway's root volume (gp3, encrypted) in GiB; default 20. */
+    rootVolumeGiB?: number;
+    /** Where SSH to the gateway may come from (IPv4 CIDRs); default ["0.0.0.0/0"]. HTTP(S) is open to all. */
+    sshSourceCidrs?: pulumi.Input<string>[];
+    /** Tags for every AWS resource, besides Name and sglang-gateway. */
+    tags?: Record<string, pulumi.Input<string>>;
 }
 
 export interface AwsPlacementArgs {
-    /** Instance type of each replica's instance; default g5.xlarge. */
+    /** Instance type of each replica's instance; default g5.xlarge. NVIDIA types run containers with --gpus all. */
     instanceType?: string;
+    /** AMI of the replicas; default: the newest AWS Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) for the architecture. */
+    ami?: pulumi.Input<string>;
+    /** Size of each replica's root volume (gp3, encrypted) in GiB; default 200 (container image and weights). */
+    rootVolumeGiB?: number;
 }
 
-/** The OpenSSH public key of a private key, for the EC2 key pair. */
-export function publicKeyOf(privateKey: string): string {
-    const { utils } = require("ssh2") as typeof import("ssh2");
-    const parsed = utils.parseKey(privateKey);
-    if (parsed instanceof Error) {
-        throw new Error(`aws backend: privateKey is not a usable SSH private key: ${parsed.message}`);
-    }
-    const key = Array.isArray(parsed) ? parsed[0] : parsed;
-    return `${key.type} ${key.getPublicSSH().toString("base64")} sglang-gateway`;
+const volumeGiB = (min: number) =>
+    z
+        .number({ invalid_type_error: `expected a size in GiB from ${min} to 16384` })
+        .int(`expected a whole number of GiB from ${min} to 16384`)
+        .min(min, `expected a size in GiB from ${min} to 16384 (no smaller than the image's snapshot)`)
+        .max(16384, `expected a size in GiB from ${min} to 16384 (gp3)`);
+const ipv4Cidr = z.string({ invalid_type_error: "expected an IPv4 CIDR" }).regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, { message: "expected an IPv4 CIDR such as 203.0.113.0/24" });
+
+/** The newest AMI of an owner by name pattern (owners are required: an ownerless lookup could pick anyone's image). */
+function amiLookup(aws: typeof import("@pulumi/aws"), image: pulumi.Input<AmiQuery>, region: string | undefined, opts: pulumi.InvokeOutputOptions) {
+    const query = pulumi.output(image);
+    return aws.ec2.getAmiOutput(
+        {
+            mostRecent: true,
+            owners: [query.owner],
+            filters: [
+                { name: "name", values: [query.namePattern] },
+                { name: "architecture", values: [query.architecture] },
+                { name: "state", values: ["available"] },
+            ],
+            region,
+        },
+        opts,
+    ).id;
+}
+
+/** One instance of the backend: the gateway's or a replica's. */
+interface InstanceSpec {
+    instanceType: pulumi.Input<string>;
+    /** The AMI to look up unless `ami` names one. */
+    image: pulumi.Input<AmiQuery>;
+    ami: pulumi.Input<string> | undefined;
+    subnetId: pulumi.Input<string> | undefined;
+    securityGroup: pulumi.Input<string>;
+    rootVolumeGiB: number;
+    /** IMDSv2 response hop limit: 1 keeps tokens on the host, 2 lets containers reach it. */
+    hopLimit: number;
+    tagName: string;
 }
 
 function awsGatewayHost(name: string, args: GatewayHostSettings & AwsGatewayArgs, parent: pulumi.ComponentResource): GatewayHost {
     // Loaded only when used: @pulumi/aws adds seconds to every program start.
     const aws = require("@pulumi/aws") as typeof import("@pulumi/aws");
-    const domain = args.domain;
-    const provider = args.region ? new aws.Provider(`${name}-aws`, { region: args.region as import("@pulumi/aws").Region }, { parent }) : undefined;
+    const region = args.region;
+    // A provider given to the Gateway (providers: {aws} or provider) reaches its children by inheritance;
+    // replicas are children of their Service, so they get it explicitly.
+    const provider = parent.getProvider("aws:ec2/instance:Instance");
     const opts = { parent, provider };
-    const ami =
-        args.ami ??
-        aws.ec2.getAmiOutput({ mostRecent: true, owners: [canonicalOwner], filters: [{ name: "name", values: [ubuntuNamePattern] }] }, { parent, provider }).id;
-    // The looked-up AMI moves when Canonical publishes an image; that must not replace running hosts.
+    const tags = { ...(args.tags ?? {}), "sglang-gateway": name };
+    const network = { region, vpcId: args.vpcId, subnetId: args.subnetId, sshSourceCidrs: args.sshSourceCidrs ?? ["0.0.0.0/0"], tags };
+    const vpcId = vpcOf(aws, network, opts);
+    const groups = securityGroups(aws, name, network, vpcId, opts);
+    const keyPair = new aws.ec2.KeyPair(`${name}-key`, { publicKey: pulumi.output(args.privateKey).apply(publicKeyOf), region, tags: { ...tags, Name: `${name}-key` } }, opts);
+
+    // A looked-up AMI moves when its owner publishes an image; that must not replace running hosts.
     // An AMI the user names is honoured, changes included.
-    const amiDrift = args.ami ? [] : ["ami"];
-    const keyPair = new aws.ec2.KeyPair(`${name}-key`, { publicKey: pulumi.output(args.privateKey).apply(publicKeyOf) }, opts);
-    const gatewayGroup = new aws.ec2.SecurityGroup(
+    const instance = (resourceName: string, spec: InstanceSpec, instanceOpts: pulumi.CustomResourceOptions) =>
+        new aws.ec2.Instance(
+            resourceName,
+            {
+                ami: spec.ami ?? amiLookup(aws, spec.image, region, instanceOpts),
+                instanceType: spec.instanceType,
+                subnetId: spec.subnetId,
+                vpcSecurityGroupIds: [spec.securityGroup],
+                keyName: keyPair.keyName,
+                region,
+                rootBlockDevice: { volumeSize: spec.rootVolumeGiB, volumeType: "gp3", encrypted: true, tags: { ...tags, Name: spec.tagName } },
+                // IMDSv2 only; containers sit one hop further than the host, so replicas need 2.
+                metadataOptions: { httpTokens: "required", httpEndpoint: "enabled", httpPutResponseHopLimit: spec.hopLimit },
+                tags: { ...tags, Name: spec.tagName },
+            },
+            { ...instanceOpts, ignoreChanges: spec.ami ? [] : ["ami"] },
+        );
+
+    const gatewayType = args.instanceType ?? awsDefaults.gatewayInstanceType;
+    const gateway = instance(
         `${name}-gateway`,
         {
-            description: `sglang-gateway ${name}: SSH, HTTP and HTTPS`,
-            vpcId: args.vpcId,
-            ingress: [22, 80, 443].map((port) => ({ protocol: "tcp", fromPort: port, toPort: port, cidrBlocks: ["0.0.0.0/0"] })),
-            egress: [{ protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"] }],
+            instanceType: gatewayType,
+            image: pulumi.output(gatewayType).apply((t) => ubuntuImage(architectureOf(t) ?? "x86_64")),
+            ami: args.ami,
+            subnetId: args.subnetId,
+            securityGroup: groups.gateway.id,
+            rootVolumeGiB: args.rootVolumeGiB ?? awsDefaults.gatewayRootVolumeGiB,
+            hopLimit: 1,
+            tagName: `${name}-gateway`,
         },
         opts,
     );
-    const instance = new aws.ec2.Instance(
-        `${name}-gateway`,
-        {
-            ami,
-            instanceType: args.instanceType ?? "t3.small",
-            subnetId: args.subnetId,
-            vpcSecurityGroupIds: [gatewayGroup.id],
-            keyName: keyPair.keyName,
-            tags: { Name: `${name}-gateway`, "sglang-gateway": name },
-        },
-        { ...opts, ignoreChanges: amiDrift },
-    );
-    const eip = new aws.ec2.Eip(`${name}-gateway`, { instance: instance.id, domain: "vpc", tags: { Name: `${name}-gateway` } }, opts);
+    const eip = new aws.ec2.Eip(`${name}-gateway`, { instance: gateway.id, domain: "vpc", region, tags: { ...tags, Name: `${name}-gateway` } }, opts);
     if (args.zoneId) {
-        new aws.route53.Record(
-            `${name}-wildcard`,
-            { zoneId: args.zoneId, name: pulumi.interpolate`*.${domain}`, type: "A", ttl: 300, records: [eip.publicIp] },
-            opts,
-        );
+        // Route53 is global: no region.
+        new aws.route53.Record(`${name}-wildcard`, { zoneId: args.zoneId, name: pulumi.interpolate`*.${args.domain}`, type: "A", ttl: 300, records: [eip.publicIp] }, opts);
     }
     const user = args.user ?? "ubuntu";
-    const connection = pulumi.secret(
-        pulumi.output({ host: eip.publicIp, port: 22, user, privateKey: args.privateKey }),
-    ) as pulumi.Output<ResolvedSshConnection>;
-    // Replicas accept SSH and the model port only from the gateway.
-    const replicaGroup = new aws.ec2.SecurityGroup(
-        `${name}-replicas`,
-        {
-            description: `sglang-gateway ${name}: replicas, reachable from the gateway only`,
-            vpcId: args.vpcId,
-            ingress: [{ protocol: "tcp", fromPort: 0, toPort: 65535, securityGroups: [gatewayGroup.id] }],
-            egress: [{ protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"] }],
-        },
-        opts,
-    );
+    // The instance id is part of the host's identity: a replaced instance behind the same EIP is a blank host.
+    const connection = pulumi.secret(pulumi.output({ host: eip.publicIp, port: 22, user, privateKey: args.privateKey, hostId: gateway.id })) as pulumi.Output<ResolvedSshConnection>;
 
     return {
         connection,
         address: eip.publicIp,
         replicaHost(request: ReplicaHostRequest, placement: AwsPlacementArgs): ReplicaHost {
-            const replica = new aws.ec2.Instance(
+            const instanceType = placement.instanceType ?? awsDefaults.replicaInstanceType;
+            const replica = instance(
                 `${request.service}-replica-${request.index}`,
                 {
-                    ami,
-                    instanceType: placement.instanceType ?? "g5.xlarge",
-                    subnetId: args.subnetId,
-                    vpcSecurityGroupIds: [replicaGroup.id],
-                    keyName: keyPair.keyName,
-                    tags: { Name: `${name}-${request.service}-replica-${request.index}`, "sglang-gateway": name },
+                    instanceType,
+                    image: gpuImage(architectureOf(instanceType) ?? "x86_64"),
+                    ami: placement.ami,
+                    subnetId: args.replicaSubnetId ?? args.subnetId,
+                    securityGroup: groups.replicas.id,
+                    rootVolumeGiB: placement.rootVolumeGiB ?? awsDefaults.replicaRootVolumeGiB,
+                    hopLimit: 2,
+                    tagName: `${name}-${request.service}-replica-${request.index}`,
                 },
-                { parent: request.parent, provider, ignoreChanges: amiDrift },
+                { parent: request.parent, provider },
             );
             return {
                 // Replicas have no public SSH: the gateway is the bastion.
-                connection: { host: replica.privateIp, port: 22, user, privateKey: args.privateKey, proxy: connection },
+                connection: { host: replica.privateIp, port: 22, user, privateKey: args.privateKey, proxy: connection, hostId: replica.id },
                 reach: { mode: "direct", address: replica.privateIp },
                 portOffset: 0,
+                gpus: acceleratorOf(instanceType) === "nvidia",
+                reportsStartup: true,
             };
         },
     };
@@ -134,16 +183,46 @@ export const awsBackend: Backend<AwsGatewayArgs, AwsPlacementArgs> = {
             .string({ invalid_type_error: "expected an AWS region" })
             .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, { message: "expected an AWS region such as eu-west-1" })
             .optional(),
-        instanceType: orOutput(nonEmpty.default("t3.small")),
+        instanceType: orOutput(nonEmpty.default(awsDefaults.gatewayInstanceType)),
         vpcId: orOutput(nonEmpty).optional(),
         subnetId: orOutput(nonEmpty).optional(),
+        replicaSubnetId: orOutput(nonEmpty).optional(),
         zoneId: orOutput(nonEmpty).optional(),
         ami: orOutput(nonEmpty).optional(),
         user: orOutput(nonEmpty.default("ubuntu")),
+        rootVolumeGiB: volumeGiB(8).default(awsDefaults.gatewayRootVolumeGiB),
+        sshSourceCidrs: z.array(orOutput(ipv4Cidr), { invalid_type_error: "expected a list of IPv4 CIDRs" }).min(1, "expected at least one CIDR").default(["0.0.0.0/0"]),
+        tags: z.record(orOutput(z.string({ invalid_type_error: "expected a tag value" }).max(256, "expected a tag value of at most 256 characters"))).optional(),
     },
     placementFields: {
         instanceType: nonEmpty.optional(),
+        ami: orOutput(nonEmpty).optional(),
+        rootVolumeGiB: volumeGiB(8).optional(),
     },
-    placementProblems: () => [],
+    gatewayProblems(gateway) {
+        const problems: Problem[] = [];
+        if (typeof gateway.instanceType === "string" && !architectureOf(gateway.instanceType)) {
+            problems.push({ path: ["instanceType"], message: "expected an EC2 instance type such as t3.small or t4g.small" });
+        }
+        const privateKey = (gateway as { privateKey?: unknown }).privateKey;
+        const keyProblem = typeof privateKey === "string" ? keyPairProblem(privateKey) : undefined;
+        if (keyProblem) {
+            problems.push({ path: ["privateKey"], message: keyProblem });
+        }
+        return problems;
+    },
+    placementProblems(service) {
+        const problems: Problem[] = [];
+        const instanceType = service.instanceType ?? awsDefaults.replicaInstanceType;
+        const typeProblem = replicaTypeProblem(instanceType, (service as { image?: string }).image !== undefined, service.ami !== undefined);
+        if (typeProblem) {
+            problems.push({ path: ["instanceType"], message: typeProblem });
+        }
+        // The default DLAMI's snapshot is about 75 GiB; the volume can't be smaller than the snapshot.
+        if (service.ami === undefined && service.rootVolumeGiB !== undefined && service.rootVolumeGiB < 100) {
+            problems.push({ path: ["rootVolumeGiB"], message: `expected at least 100 GiB on the default Deep Learning AMI (its snapshot is about 75 GiB; image and weights need more)` });
+        }
+        return problems;
+    },
     createGatewayHost: awsGatewayHost,
 };

@@ -31,6 +31,8 @@ export interface SshHostArgs {
 export interface SshPlacementArgs {
     /** Hosts the replicas run on, replica i on hosts[i % n]; the gateway must reach each host's sshd. */
     hosts?: SshHostArgs[];
+    /** The hosts have NVIDIA GPUs: containers (image) run with `--gpus all`; default true. */
+    gpus?: boolean;
 }
 
 const sshHost = z
@@ -53,6 +55,7 @@ export const sshBackend: Backend<SshGatewayArgs, SshPlacementArgs> = {
             .array(sshHost, { invalid_type_error: "expected a list of {host, port, user, privateKey}" })
             .min(1, "expected at least one host")
             .optional(),
+        gpus: z.boolean({ invalid_type_error: "expected true or false" }).optional(),
     },
 
     placementProblems(service) {
@@ -81,6 +84,9 @@ export const sshBackend: Backend<SshGatewayArgs, SshPlacementArgs> = {
                     connection: { host: chosen.host, port, user, privateKey },
                     reach: { mode: "tunnel", host: chosen.host, port, user, privateKey },
                     portOffset: replicaPortOffset(request.index, hosts.length),
+                    // Default true: what every ssh stack ran before the setting existed.
+                    gpus: placement.gpus ?? true,
+                    reportsStartup: false,
                 };
             },
         };

@@ -17,6 +17,13 @@ export interface ReplicaHost {
     reach: ReplicaReach;
     /** Added to the service port: replicas sharing a host need ports of their own. */
     portOffset: number;
+    /** The host has NVIDIA GPUs for containers (`docker run --gpus all`). */
+    gpus: boolean;
+    /**
+     * The process step waits until the model server's port answers and shows the end of its journal if it
+     * never does (the router's own timeout can't see the replica's log). Off on ssh: existing stacks keep their scripts.
+     */
+    reportsStartup: boolean;
 }
 
 export interface ReplicaHostRequest {
@@ -51,6 +58,8 @@ export interface Backend<G extends object = object, P extends object = object> {
     readonly gatewayFields: z.ZodRawShape;
     /** Fields of a service's settings this backend reads (where its replicas run). */
     readonly placementFields: z.ZodRawShape;
+    /** Problems of the gateway's own backend fields across fields or beyond their shape; paths relative to the gateway. */
+    gatewayProblems?(gateway: G & { privateKey?: unknown }): Problem[];
     /** Problems of a service's placement on this backend; paths relative to the service. */
     placementProblems(service: { replicas: number } & P): Problem[];
     createGatewayHost(name: string, settings: GatewayHostSettings & G, parent: pulumi.ComponentResource): GatewayHost;

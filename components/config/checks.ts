@@ -37,6 +37,7 @@ export function gatewayProblems(gateway: GatewaySettings): Problem[] {
             message: "required: an SSH private key (`pulumi config set --secret --path gateway.privateKey < key`) or privateKeyPath",
         });
     }
+    problems.push(...(backendFor(gateway.backend).gatewayProblems?.(gateway as GatewaySettings & Record<string, never>) ?? []));
     if (gateway.router) {
         problems.push(...routerProblems(gateway.router, gateway.router.policy, ["router", "policy"]));
     }

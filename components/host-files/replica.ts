@@ -13,6 +13,8 @@ export interface ReplicaProcessInput {
     commands: string[];
     /** Run the commands in this container image (docker); absent runs them on the host. */
     image?: string;
+    /** Give the container the host's NVIDIA GPUs (`--gpus all`); default true. */
+    gpus?: boolean;
     /** The user's environment, values known. */
     env: Record<string, string>;
     /** How the gateway reaches the model server: a tunnel to its loopback, or its private address. */
@@ -35,6 +37,7 @@ export function replicaProcessFiles(input: ReplicaProcessInput): { runScript: Ho
                 index,
                 port: input.port,
                 image: input.image ?? "",
+                gpus: input.gpus ?? true,
                 containerName: paths.containerName,
                 envNames: [...Object.keys(input.env), ...replicaVariables],
                 // Tunnels end on the replica's loopback; direct mode dials its private address.

@@ -9,6 +9,8 @@ export interface SshConnection {
     port?: pulumi.Input<number>;
     user?: pulumi.Input<string>;
     privateKey: pulumi.Input<string>;
+    /** What the machine is beyond its address (an EC2 instance id): a new one behind the same address is a new host. Absent: the address is the identity. */
+    hostId?: pulumi.Input<string>;
     /** A bastion to connect through (e.g. the gateway, for replicas without a public address). */
     proxy?: pulumi.Input<{ host: pulumi.Input<string>; port?: pulumi.Input<number>; user?: pulumi.Input<string>; privateKey: pulumi.Input<string> }>;
 }
@@ -53,8 +55,10 @@ export const hostScriptProvider: pulumi.dynamic.ResourceProvider = {
         // Another host is another resource. The old one is cleaned first: when both names reach the same
         // machine (an IP and its DNS name), deleting second would remove what the create just wrote.
         // (Host and port name the machine: one IP may front several through port forwarding.)
-        // A new login user for the same machine is an update in place.
-        const machine = (c: SshTarget) => `${c.host}:${c.port ?? 22}`;
+        // A new login user for the same machine is an update in place. A new hostId behind the same
+        // address (a replaced instance keeping its elastic IP) is a blank machine: set it up again.
+        // A hostId appearing (state from before hostIds) replaces too: the instance behind it may be new.
+        const machine = (c: SshTarget) => `${c.host}:${c.port ?? 22}${c.hostId === undefined ? "" : `#${c.hostId}`}`;
         const replaces = machine(olds.connection) !== machine(news.connection) ? ["connection"] : [];
         const changes =
             replaces.length > 0 ||
@@ -93,6 +97,7 @@ export class HostScript extends pulumi.dynamic.Resource {
                 port: c.port ?? 22,
                 user: c.user ?? "root",
                 privateKey: c.privateKey,
+                ...(c.hostId === undefined ? {} : { hostId: c.hostId }),
                 ...(c.proxy ? { proxy: { host: c.proxy.host, port: c.proxy.port ?? 22, user: c.proxy.user ?? "root", privateKey: c.proxy.privateKey } } : {}),
             })),
         );

@@ -8,6 +8,8 @@ export interface SshTarget {
     port?: number;
     user?: string;
     privateKey: string;
+    /** The machine's identity beyond its address (an EC2 instance id); only diff reads it. */
+    hostId?: string;
     proxy?: { host: string; port?: number; user?: string; privateKey: string };
 }
 

@@ -38,3 +38,8 @@ export function nginxDrainRetired(seconds = 120): string {
 export function waitForSocket(socket: string, what: string, unit: string, seconds = 30): string {
     return render("scripts/wait-socket.sh.njk", { socket, seconds, what, unit });
 }
+
+/** Waits (bounded) until a model server on this host answers its health URL, showing the end of its journal if it never does. */
+export function waitForModelServer(port: number, what: string, unit: string, seconds: number): string {
+    return render("scripts/wait-http.sh.njk", { url: `http://127.0.0.1:${port}/health`, seconds, what, unit, journalLines: 50 });
+}

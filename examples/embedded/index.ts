@@ -10,14 +10,18 @@ export function main() {
     // A public subnet: the gateway's elastic IP needs a route to an internet gateway.
     const internet = new aws.ec2.InternetGateway("platform", { vpcId: vpc.id });
     const routes = new aws.ec2.RouteTable("platform-public", { vpcId: vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", gatewayId: internet.id }] });
-    new aws.ec2.RouteTableAssociation("platform-gpu", { subnetId: subnet.id, routeTableId: routes.id });
+    const publicRoute = new aws.ec2.RouteTableAssociation("platform-gpu", { subnetId: subnet.id, routeTableId: routes.id });
     const zone = new aws.route53.Zone("platform", { name: "llm.example.com" });
 
     const gateway = new Gateway("llm", {
         domain: "llm.example.com",
         backend: "aws",
         vpcId: vpc.id,
-        subnetId: subnet.id,
+        // The subnet's id once its internet route is associated: the dependency travels with the value, so every
+        // instance that uses it waits for the route (the elastic IP and the setup over SSH need it).
+        subnetId: pulumi.all([subnet.id, publicRoute.id]).apply(([id]) => id),
+        sshSourceCidrs: ["0.0.0.0/0"],
+        tags: { stack: pulumi.getStack() },
         zoneId: zone.zoneId,
         privateKey: config.requireSecret("sshPrivateKey"),
         router: { type: "sglang", policy: "cache_aware" },
@@ -33,6 +37,7 @@ export function main() {
         tokens: [config.requireSecret("chatToken")],
         rateLimits: [{ rps: 4, burst: 9, key: { header: "Authorization" } }],
         instanceType: "g5.xlarge",
+        rootVolumeGiB: 200,
     });
 
     return { gatewayAddress: gateway.address, chatUrl: chat.url };

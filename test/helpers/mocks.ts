@@ -7,6 +7,8 @@ export interface Registered {
     inputs: Record<string, unknown>;
     /** Names of the inputs that arrived as secrets. */
     secretInputs: string[];
+    /** The provider reference (URN::id) the resource was registered with; "" for the default provider. */
+    provider: string;
 }
 
 const secretSig = "4dabf18193072939515e22adb298388d";
@@ -27,6 +29,11 @@ function unwrapSecrets(value: unknown, onSecret: () => void): unknown {
     return value;
 }
 
+/** Unwraps secrets anywhere in a value (for mocks that only read values). */
+export function plain(value: unknown): unknown {
+    return unwrapSecrets(value, () => undefined);
+}
+
 export class RecordingMocks implements pulumi.runtime.Mocks {
     readonly resources: Registered[] = [];
 
@@ -35,7 +42,7 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
         const inputs = Object.fromEntries(
             Object.entries(args.inputs as Record<string, unknown>).map(([k, v]) => [k, unwrapSecrets(v, () => secretInputs.push(k))]),
         );
-        this.resources.push({ type: args.type, name: args.name, inputs, secretInputs: [...new Set(secretInputs)] });
+        this.resources.push({ type: args.type, name: args.name, inputs, secretInputs: [...new Set(secretInputs)], provider: args.provider ?? "" });
         const state: Record<string, unknown> = { ...inputs };
         if (args.type === "aws:ec2/eip:Eip") {
             state.publicIp = "203.0.113.10";
@@ -77,4 +84,20 @@ export function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
 /** Waits until every registration the program started has reached the mocks (untyped in the SDK's .d.ts). */
 export async function settle(): Promise<void> {
     await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
+}
+
+/**
+ * Records, per `type::name`, the URNs each registration depends on (explicit and through its inputs'
+ * Outputs). Mocks don't see dependencies; the mock monitor's requests carry them. Call after setMocks.
+ */
+export function recordDependencies(): Map<string, string[]> {
+    const dependencies = new Map<string, string[]>();
+    type Request = { getType(): string; getName(): string; getDependenciesList(): string[] };
+    const monitor = (pulumi.runtime as unknown as { getMonitor(): { registerResource(req: Request, cb: unknown): Promise<void> } }).getMonitor();
+    const register = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req: Request, cb: unknown) => {
+        dependencies.set(`${req.getType()}::${req.getName()}`, req.getDependenciesList());
+        return register(req, cb);
+    };
+    return dependencies;
 }

@@ -31,7 +31,7 @@ export function sshStack(replicas: number, overrides: { router?: unknown; servic
     };
 }
 
-export function awsStack(replicas: number) {
+export function awsStack(replicas: number, overrides: { gateway?: Record<string, unknown>; service?: Record<string, unknown> } = {}) {
     return {
         gateway: {
             type: "gateway",
@@ -42,8 +42,21 @@ export function awsStack(replicas: number) {
             zoneId: "Z123456",
             privateKey: testKey,
             router: { type: "sglang", policy: "cache_aware" },
+            ...(overrides.gateway ?? {}),
         },
-        services: [{ type: "service", name: "chat", port: 8000, model: "m", image: "lmsysorg/sglang:latest", commands: ["python -m sglang.launch_server --port $PORT"], replicas, instanceType: "g5.xlarge" }],
+        services: [
+            {
+                type: "service",
+                name: "chat",
+                port: 8000,
+                model: "m",
+                image: "lmsysorg/sglang:latest",
+                commands: ["python -m sglang.launch_server --port $PORT"],
+                replicas,
+                instanceType: "g5.xlarge",
+                ...(overrides.service ?? {}),
+            },
+        ],
         tokens: { chat: [testToken] },
     };
 }

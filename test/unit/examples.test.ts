@@ -4,7 +4,8 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { parseStackConfig } from "../../components";
-import { RecordingMocks, settle, valueOf } from "../helpers/mocks";
+import { AwsMocks } from "../helpers/aws-mocks";
+import { recordDependencies, settle, valueOf } from "../helpers/mocks";
 import { testKey } from "../helpers/stack-configs";
 
 const root = path.resolve(__dirname, "..", "..");
@@ -24,8 +25,9 @@ function withPackageName<T>(run: () => T): T {
 
 describe("examples", () => {
     it("embedded: the gateway uses the larger stack's subnet, VPC and zone", async () => {
-        const mocks = new RecordingMocks();
+        const mocks = new AwsMocks({ region: undefined });
         pulumi.runtime.setMocks(mocks, "llm-platform", "dev", false);
+        const dependencies = recordDependencies();
         pulumi.runtime.setAllConfig({ "llm-platform:sshPrivateKey": testKey, "llm-platform:chatToken": "tok-0123456789abcdef" }, [
             "llm-platform:sshPrivateKey",
             "llm-platform:chatToken",
@@ -40,6 +42,12 @@ describe("examples", () => {
         const groups = mocks.ofType("aws:ec2/securityGroup:SecurityGroup");
         assert.ok(groups.every((g) => g.inputs.vpcId === "platform-id"), JSON.stringify(groups.map((g) => g.inputs.vpcId)));
         assert.strictEqual(mocks.ofType("aws:ec2/instance:Instance").length, 3, "gateway + 2 replicas");
+        assert.deepStrictEqual(mocks.violations(), [], "what AWS would refuse");
+        // Every instance waits for the internet route (its subnet id carries the route association).
+        for (const r of mocks.ofType("aws:ec2/instance:Instance")) {
+            const on = dependencies.get(`${r.type}::${r.name}`) ?? [];
+            assert.ok(on.some((urn) => urn.includes("aws:ec2/routeTableAssociation:RouteTableAssociation::platform-gpu")), `${r.name} depends on ${on.join(", ")}`);
+        }
     });
 
     it("aws: the example stack config passes validation", () => {

@@ -4,11 +4,13 @@ import { spawnSync } from "child_process";
 import * as pulumi from "@pulumi/pulumi";
 import { buildStack } from "../../components";
 import { scriptInput } from "../../components/host-script/ssh";
-import { RecordingMocks, settle, valueOf } from "../helpers/mocks";
+import { AwsMocks } from "../helpers/aws-mocks";
+import { settle, valueOf } from "../helpers/mocks";
 import { awsStack, sshStack } from "../helpers/stack-configs";
 
 async function build(raw: unknown) {
-    const mocks = new RecordingMocks();
+    // Answers like AWS for the aws stacks (region eu-west-1); ssh stacks create no AWS resources.
+    const mocks = new AwsMocks({ region: "eu-west-1" });
     pulumi.runtime.setMocks(mocks, "sglang-gateway", "test", false);
     const { gateway, services } = buildStack(raw, {});
     // Resolving every URN waits until each registration reached the mocks.
@@ -53,6 +55,7 @@ describe("resource graph (mocks)", () => {
 
         it(`aws backend with ${count} replica(s): gateway instance, EIP, wildcard record, one instance per replica`, async () => {
             const { mocks } = await build(awsStack(count));
+            assert.deepStrictEqual(mocks.violations(), [], "what AWS would refuse");
             const instances = mocks.ofType("aws:ec2/instance:Instance").map((r) => r.name).sort();
             assert.deepStrictEqual(instances, ["gw-gateway", ...Array.from({ length: count }, (_, i) => `chat-replica-${i}`)].sort());
             const record = mocks.named("gw-wildcard");
@@ -68,9 +71,14 @@ describe("resource graph (mocks)", () => {
         });
     }
 
-    it("the ami is looked up from Canonical unless given", async () => {
+    it("the gateway's ami is looked up from Canonical, the replicas' from the Deep Learning AMI account, unless given", async () => {
         const { mocks } = await build(awsStack(1));
-        assert.strictEqual(mocks.named("gw-gateway").inputs.ami ?? mocks.ofType("aws:ec2/instance:Instance")[0].inputs.ami, "ami-0123456789abcdef0");
+        const ami = (name: string) => mocks.ofType("aws:ec2/instance:Instance").find((r) => r.name === name)?.inputs.ami;
+        assert.deepStrictEqual([ami("gw-gateway"), ami("chat-replica-0")], ["ami-ubuntu-x86_64", "ami-dlami-x86_64"]);
+        assert.deepStrictEqual(
+            mocks.calls.filter((c) => c.token === "aws:ec2/getAmi:getAmi").map((c) => (c.inputs.owners as string[])[0]).sort(),
+            ["099720109477", "898082745236"],
+        );
     });
 
     it("scaling 1→3 adds only replica 1 and 2 resources; replica 0's inputs are identical", async () => {

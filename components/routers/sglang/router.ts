@@ -128,6 +128,7 @@ export const sglangRouter: Router = {
                     seconds: 60,
                     what: `the sglang router of ${options.service}`,
                     unit: paths.unit,
+                    journalLines: 30,
                 }),
                 ...(generation(options.version).removesUnusedInstalls
                     ? [render("scripts/router-installs-cleanup.sh.njk", { installsDir: gatewayPaths.routerInstallsDir, startScripts: routerPaths("*").startScript })]
