@@ -7,7 +7,21 @@ export default tseslint.config(
     js.configs.recommended,
     ...tseslint.configs.recommended,
     {
-        languageOptions: { globals: { require: "readonly", process: "readonly", Buffer: "readonly", __dirname: "readonly", console: "readonly", setTimeout: "readonly", clearTimeout: "readonly", setInterval: "readonly", clearInterval: "readonly", module: "readonly", URL: "readonly" } },
+        languageOptions: {
+            globals: {
+                require: "readonly",
+                process: "readonly",
+                Buffer: "readonly",
+                __dirname: "readonly",
+                console: "readonly",
+                setTimeout: "readonly",
+                clearTimeout: "readonly",
+                setInterval: "readonly",
+                clearInterval: "readonly",
+                module: "readonly",
+                URL: "readonly",
+            },
+        },
         rules: {
             // Dynamic providers are serialized: modules are `require`d inside provider methods on purpose.
             "@typescript-eslint/no-require-imports": "off",
@@ -19,6 +33,8 @@ export default tseslint.config(
     },
     {
         files: ["test/**", "bench/**"],
-        languageOptions: { globals: { describe: "readonly", it: "readonly", before: "readonly", after: "readonly", beforeEach: "readonly", afterEach: "readonly" } },
+        languageOptions: {
+            globals: { describe: "readonly", it: "readonly", before: "readonly", after: "readonly", beforeEach: "readonly", afterEach: "readonly" },
+        },
     },
 );

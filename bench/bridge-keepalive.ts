@@ -60,7 +60,14 @@ async function measure(keepalive: boolean) {
     const up = await upstream(socket);
     fs.chmodSync(socket, 0o666);
     const bridgePort = await freePort();
-    let text = render("nginx/bridge.conf.njk", { service: "bench", index: 0, bridgePort, target: `unix:${socket}`, upstreamName: "sgw_bench_replica_0", readTimeoutSeconds: 60 });
+    let text = render("nginx/bridge.conf.njk", {
+        service: "bench",
+        index: 0,
+        bridgePort,
+        target: `unix:${socket}`,
+        upstreamName: "sgw_bench_replica_0",
+        readTimeoutSeconds: 60,
+    });
     if (!keepalive) {
         text = text.replace(/^\s*keepalive \d+;\n/m, "").replace(/^\s*proxy_set_header Connection "";\n/m, "");
     }
@@ -83,7 +90,10 @@ async function main() {
     const without = await measure(false);
     console.log(`bridge benchmark: ${requests} requests, concurrency ${concurrency}, nginx → unix socket upstream`);
     console.log("variant                 req/s    p50 ms   p99 ms   new upstream connections");
-    for (const [name, r] of [["keepalive 16 (ours)", withKeepalive], ["no keepalive", without]] as const) {
+    for (const [name, r] of [
+        ["keepalive 16 (ours)", withKeepalive],
+        ["no keepalive", without],
+    ] as const) {
         console.log(`${name.padEnd(22)}  ${r.rps.padStart(6)}   ${r.p50.padStart(6)}   ${r.p99.padStart(6)}   ${String(r.upstreamConnections).padStart(6)}`);
     }
 }

@@ -81,7 +81,9 @@ export class Replica extends pulumi.ComponentResource {
                 ],
                 activate: [
                     ...unitSteps.activate,
-                    ...(host.reportsStartup ? [waitForModelServer(this.port, `${service} replica ${index}`, paths.processUnit, settings.readinessTimeoutSeconds)] : []),
+                    ...(host.reportsStartup
+                        ? [waitForModelServer(this.port, `${service} replica ${index}`, paths.processUnit, settings.readinessTimeoutSeconds)]
+                        : []),
                 ],
                 rollBack: unitSteps.rollBack,
                 // docker run's client may die before its container does; the container goes explicitly.
@@ -102,7 +104,10 @@ export class Replica extends pulumi.ComponentResource {
                     connection: gateway.connection,
                     description: `tunnel to ${service} replica ${index}`,
                     write: [
-                        { ...tunnelKeyFile(service, index, ""), content: pulumi.secret(pulumi.output(reach.privateKey).apply((k) => tunnelKeyFile(service, index, k).content)) },
+                        {
+                            ...tunnelKeyFile(service, index, ""),
+                            content: pulumi.secret(pulumi.output(reach.privateKey).apply((k) => tunnelKeyFile(service, index, k).content)),
+                        },
                         {
                             path: tunnelUnitFile({ service, index, host: "", port: 0, user: "", remotePort: 0 }).path,
                             mode: "0644",

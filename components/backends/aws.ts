@@ -54,7 +54,9 @@ const volumeGiB = (min: number) =>
         .int(`expected a whole number of GiB from ${min} to 16384`)
         .min(min, `expected a size in GiB from ${min} to 16384 (no smaller than the image's snapshot)`)
         .max(16384, `expected a size in GiB from ${min} to 16384 (gp3)`);
-const ipv4Cidr = z.string({ invalid_type_error: "expected an IPv4 CIDR" }).regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, { message: "expected an IPv4 CIDR such as 203.0.113.0/24" });
+const ipv4Cidr = z
+    .string({ invalid_type_error: "expected an IPv4 CIDR" })
+    .regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, { message: "expected an IPv4 CIDR such as 203.0.113.0/24" });
 
 /** The newest AMI of an owner by name pattern (owners are required: an ownerless lookup could pick anyone's image). */
 function amiLookup(aws: typeof import("@pulumi/aws"), image: pulumi.Input<AmiQuery>, region: string | undefined, opts: pulumi.InvokeOutputOptions) {
@@ -100,7 +102,11 @@ function awsGatewayHost(name: string, args: GatewayHostSettings & AwsGatewayArgs
     const network = { region, vpcId: args.vpcId, subnetId: args.subnetId, sshSourceCidrs: args.sshSourceCidrs ?? ["0.0.0.0/0"], tags };
     const vpcId = vpcOf(aws, network, opts);
     const groups = securityGroups(aws, name, network, vpcId, opts);
-    const keyPair = new aws.ec2.KeyPair(`${name}-key`, { publicKey: pulumi.output(args.privateKey).apply(publicKeyOf), region, tags: { ...tags, Name: `${name}-key` } }, opts);
+    const keyPair = new aws.ec2.KeyPair(
+        `${name}-key`,
+        { publicKey: pulumi.output(args.privateKey).apply(publicKeyOf), region, tags: { ...tags, Name: `${name}-key` } },
+        opts,
+    );
 
     // A looked-up AMI moves when its owner publishes an image; that must not replace running hosts.
     // An AMI the user names is honoured, changes included.
@@ -140,11 +146,17 @@ function awsGatewayHost(name: string, args: GatewayHostSettings & AwsGatewayArgs
     const eip = new aws.ec2.Eip(`${name}-gateway`, { instance: gateway.id, domain: "vpc", region, tags: { ...tags, Name: `${name}-gateway` } }, opts);
     if (args.zoneId) {
         // Route53 is global: no region.
-        new aws.route53.Record(`${name}-wildcard`, { zoneId: args.zoneId, name: pulumi.interpolate`*.${args.domain}`, type: "A", ttl: 300, records: [eip.publicIp] }, opts);
+        new aws.route53.Record(
+            `${name}-wildcard`,
+            { zoneId: args.zoneId, name: pulumi.interpolate`*.${args.domain}`, type: "A", ttl: 300, records: [eip.publicIp] },
+            opts,
+        );
     }
     const user = args.user ?? "ubuntu";
     // The instance id is part of the host's identity: a replaced instance behind the same EIP is a blank host.
-    const connection = pulumi.secret(pulumi.output({ host: eip.publicIp, port: 22, user, privateKey: args.privateKey, hostId: gateway.id })) as pulumi.Output<ResolvedSshConnection>;
+    const connection = pulumi.secret(
+        pulumi.output({ host: eip.publicIp, port: 22, user, privateKey: args.privateKey, hostId: gateway.id }),
+    ) as pulumi.Output<ResolvedSshConnection>;
 
     return {
         connection,
@@ -191,8 +203,13 @@ export const awsBackend: Backend<AwsGatewayArgs, AwsPlacementArgs> = {
         ami: orOutput(nonEmpty).optional(),
         user: orOutput(nonEmpty.default("ubuntu")),
         rootVolumeGiB: volumeGiB(8).default(awsDefaults.gatewayRootVolumeGiB),
-        sshSourceCidrs: z.array(orOutput(ipv4Cidr), { invalid_type_error: "expected a list of IPv4 CIDRs" }).min(1, "expected at least one CIDR").default(["0.0.0.0/0"]),
-        tags: z.record(orOutput(z.string({ invalid_type_error: "expected a tag value" }).max(256, "expected a tag value of at most 256 characters"))).optional(),
+        sshSourceCidrs: z
+            .array(orOutput(ipv4Cidr), { invalid_type_error: "expected a list of IPv4 CIDRs" })
+            .min(1, "expected at least one CIDR")
+            .default(["0.0.0.0/0"]),
+        tags: z
+            .record(orOutput(z.string({ invalid_type_error: "expected a tag value" }).max(256, "expected a tag value of at most 256 characters")))
+            .optional(),
     },
     placementFields: {
         instanceType: nonEmpty.optional(),
@@ -220,7 +237,10 @@ export const awsBackend: Backend<AwsGatewayArgs, AwsPlacementArgs> = {
         }
         // The default DLAMI's snapshot is about 75 GiB; the volume can't be smaller than the snapshot.
         if (service.ami === undefined && service.rootVolumeGiB !== undefined && service.rootVolumeGiB < 100) {
-            problems.push({ path: ["rootVolumeGiB"], message: `expected at least 100 GiB on the default Deep Learning AMI (its snapshot is about 75 GiB; image and weights need more)` });
+            problems.push({
+                path: ["rootVolumeGiB"],
+                message: `expected at least 100 GiB on the default Deep Learning AMI (its snapshot is about 75 GiB; image and weights need more)`,
+            });
         }
         return problems;
     },

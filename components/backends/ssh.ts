@@ -51,10 +51,7 @@ export const sshBackend: Backend<SshGatewayArgs, SshPlacementArgs> = {
         user: orOutput(nonEmpty.default("root")),
     },
     placementFields: {
-        hosts: z
-            .array(sshHost, { invalid_type_error: "expected a list of {host, port, user, privateKey}" })
-            .min(1, "expected at least one host")
-            .optional(),
+        hosts: z.array(sshHost, { invalid_type_error: "expected a list of {host, port, user, privateKey}" }).min(1, "expected at least one host").optional(),
         gpus: z.boolean({ invalid_type_error: "expected true or false" }).optional(),
     },
 

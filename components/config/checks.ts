@@ -14,7 +14,10 @@ function keySourceProblems(value: unknown, path: PathPart[] = []): Problem[] {
         return [];
     }
     const record = value as Record<string, unknown>;
-    const own: Problem[] = record.privateKey !== undefined && record.privateKeyPath !== undefined ? [{ path: [...path, "privateKeyPath"], message: "give privateKey or privateKeyPath, not both" }] : [];
+    const own: Problem[] =
+        record.privateKey !== undefined && record.privateKeyPath !== undefined
+            ? [{ path: [...path, "privateKeyPath"], message: "give privateKey or privateKeyPath, not both" }]
+            : [];
     return [...own, ...Object.entries(record).flatMap(([key, child]) => keySourceProblems(child, [...path, Array.isArray(record) ? Number(key) : key]))];
 }
 

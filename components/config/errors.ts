@@ -91,7 +91,9 @@ export function formatIssues(issues: (ZodIssue | Problem)[], input: unknown, opt
         const zodIssue = issue as ZodIssue;
         if (zodIssue.code === "unrecognized_keys") {
             for (const key of zodIssue.keys) {
-                lines.push(`${formatPath([...at, ...locate(input, issue.path, aliases).written, key])}: unknown key; remove it or check its spelling against the config reference`);
+                lines.push(
+                    `${formatPath([...at, ...locate(input, issue.path, aliases).written, key])}: unknown key; remove it or check its spelling against the config reference`,
+                );
             }
             continue;
         }

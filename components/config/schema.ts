@@ -67,7 +67,9 @@ function gatewayUnion(extra: z.ZodRawShape) {
     );
     return z.discriminatedUnion("backend", options as unknown as [z.AnyZodObject, z.AnyZodObject], {
         errorMap: (issue, ctx) =>
-            issue.code === "invalid_union_discriminator" ? { message: `expected a backend: ${Object.keys(backends).join(" or ")}` } : { message: ctx.defaultError },
+            issue.code === "invalid_union_discriminator"
+                ? { message: `expected a backend: ${Object.keys(backends).join(" or ")}` }
+                : { message: ctx.defaultError },
     });
 }
 
@@ -164,8 +166,16 @@ const serviceCommon = {
     replicas: z.number({ invalid_type_error: wholeReplicas }).int(wholeReplicas).min(0, wholeReplicas).max(maxReplicas, wholeReplicas).default(1),
     auth: z.boolean({ invalid_type_error: "expected true or false" }).default(true),
     rateLimits: z.array(rateLimit, { invalid_type_error: "expected a list of {prefix, rps, burst, key}" }).default([]),
-    router: z.object({ policy: z.string({ invalid_type_error: "expected a policy name" }) }).strict().optional(),
-    portSlot: z.number({ invalid_type_error: slotRange }).int(slotRange).min(0, slotRange).max(portSlots - 1, slotRange).optional(),
+    router: z
+        .object({ policy: z.string({ invalid_type_error: "expected a policy name" }) })
+        .strict()
+        .optional(),
+    portSlot: z
+        .number({ invalid_type_error: slotRange })
+        .int(slotRange)
+        .min(0, slotRange)
+        .max(portSlots - 1, slotRange)
+        .optional(),
     readinessTimeoutSeconds: z.number().int("expected a whole number of seconds").min(1).max(7200).default(600),
     ...placementFields,
 };
@@ -193,7 +203,11 @@ function serviceObject(extra: z.ZodRawShape) {
             .strict()
             .superRefine((s, ctx) => {
                 if (!s.commands && !s.image) {
-                    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["commands"], message: "expected commands, image, or both: nothing says how to start the model server" });
+                    ctx.addIssue({
+                        code: z.ZodIssueCode.custom,
+                        path: ["commands"],
+                        message: "expected commands, image, or both: nothing says how to start the model server",
+                    });
                 }
             }),
     );

@@ -31,10 +31,22 @@ export async function openSsh(target: SshTarget, attempts = 20): Promise<Client>
             const client = new SshClient();
             client.once("ready", () => resolve(client));
             client.once("error", (err: Error & { code?: string; level?: string }) =>
-                reject(Object.assign(new Error(`cannot reach ${describeTarget(t)} over SSH: ${err.message}`), { retryable: Boolean(err.code) || err.level === "client-timeout" })),
+                reject(
+                    Object.assign(new Error(`cannot reach ${describeTarget(t)} over SSH: ${err.message}`), {
+                        retryable: Boolean(err.code) || err.level === "client-timeout",
+                    }),
+                ),
             );
             try {
-                client.connect({ host: t.host, port: t.port ?? 22, username: t.user ?? "root", privateKey: t.privateKey, readyTimeout: 30000, keepaliveInterval: 10000, ...(sock ? { sock } : {}) });
+                client.connect({
+                    host: t.host,
+                    port: t.port ?? 22,
+                    username: t.user ?? "root",
+                    privateKey: t.privateKey,
+                    readyTimeout: 30000,
+                    keepaliveInterval: 10000,
+                    ...(sock ? { sock } : {}),
+                });
             } catch (err) {
                 reject(new Error(`cannot connect to ${describeTarget(t)} over SSH: ${(err as Error).message}`));
             }

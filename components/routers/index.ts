@@ -2,7 +2,17 @@
 import { sglangRouter } from "./sglang/router";
 import type { Router } from "./types";
 
-export type { NoWorkerAnswer, PathAllowList, Router, RouterInstall, RouterLaunch, RouterLaunchOptions, RouterSettings, RouterWorkerArgs, RouterWorkerResource } from "./types";
+export type {
+    NoWorkerAnswer,
+    PathAllowList,
+    Router,
+    RouterInstall,
+    RouterLaunch,
+    RouterLaunchOptions,
+    RouterSettings,
+    RouterWorkerArgs,
+    RouterWorkerResource,
+} from "./types";
 
 const routers = new Map<string, Router>([[sglangRouter.type, sglangRouter]]);
 

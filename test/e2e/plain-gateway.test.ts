@@ -35,7 +35,10 @@ describe("e2e: a plain gateway without a router", function () {
         await project.up();
         assert.deepStrictEqual(await answeringWorkers(6), ["sgw-r1-replica-0", "sgw-r2-replica-1"]);
         assert.strictEqual((await chat({ withToken: false })).status, 401);
-        const gw = await onHost("gw", "systemctl list-unit-files --plain --no-legend 'sglang-gateway-router-*' | wc -l; ls /etc/nginx/sglang-gateway/bridges | wc -l");
+        const gw = await onHost(
+            "gw",
+            "systemctl list-unit-files --plain --no-legend 'sglang-gateway-router-*' | wc -l; ls /etc/nginx/sglang-gateway/bridges | wc -l",
+        );
         assert.deepStrictEqual(gw.trim().split(/\s+/), ["0", "0"]);
     });
 
@@ -43,7 +46,10 @@ describe("e2e: a plain gateway without a router", function () {
         project.setConfig(plainStack(1));
         const result = await whileStreaming(4, () => project.up());
         assertNothingLost(result);
-        assert.ok(result.streams.some((s) => s.worker === "sgw-r2-replica-1"), "no stream ran on the removed replica");
+        assert.ok(
+            result.streams.some((s) => s.worker === "sgw-r2-replica-1"),
+            "no stream ran on the removed replica",
+        );
         assert.strictEqual((await chat()).worker, "sgw-r1-replica-0");
         assert.strictEqual((await onHost("r2", "systemctl list-units --all --plain --no-legend 'sglang-gateway-*' | wc -l")).trim(), "0");
     });
@@ -51,7 +57,10 @@ describe("e2e: a plain gateway without a router", function () {
     it("destroy leaves the hosts clean", async () => {
         await project.run(["destroy", "--yes", "--skip-preview"]);
         for (const host of ["gw", "r1", "r2"] as const) {
-            const left = await onHost(host, "systemctl list-unit-files --plain --no-legend 'sglang-gateway*' | cut -d' ' -f1; ls -d /etc/nginx/sglang-gateway /opt/sglang-gateway /etc/sglang-gateway 2>/dev/null || true");
+            const left = await onHost(
+                host,
+                "systemctl list-unit-files --plain --no-legend 'sglang-gateway*' | cut -d' ' -f1; ls -d /etc/nginx/sglang-gateway /opt/sglang-gateway /etc/sglang-gateway 2>/dev/null || true",
+            );
             assert.strictEqual(left.trim(), "", `left on ${host}: ${left}`);
         }
     });

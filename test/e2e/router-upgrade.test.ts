@@ -71,14 +71,20 @@ describe("e2e: upgrading the router from sglang-router 0.3.2 to smg under load",
         const report = `upgrade under load: ${answers.length} requests, ${failed.length} failed (${[...new Set(failed.map((a) => a.status))].join(", ") || "none"}), up took ${((Date.now() - started) / 1000).toFixed(1)} s`;
         console.log(`      ${report}`);
         // A failure may only be a refused connection of the restart gap: nginx's 502, or the gateway's 503.
-        assert.ok(failed.every((a) => a.status === 502 || a.status === 503), report);
+        assert.ok(
+            failed.every((a) => a.status === 502 || a.status === 503),
+            report,
+        );
         assert.ok(failed.length <= 40, `more failures than a restart gap explains: ${report}`);
         assert.deepStrictEqual(await answeringWorkers(4), ["sgw-r1-replica-0", "sgw-r2-replica-1"]);
     });
 
     it("destroy leaves the gateway clean", async () => {
         await project.run(["destroy", "--yes", "--skip-preview"]);
-        const left = await onHost("gw", "ls -d /opt/sglang-gateway /etc/sglang-gateway /var/lib/sglang-gateway 2>/dev/null; ps -eo comm | grep -cE 'sglang::router|smg::router' || true");
+        const left = await onHost(
+            "gw",
+            "ls -d /opt/sglang-gateway /etc/sglang-gateway /var/lib/sglang-gateway 2>/dev/null; ps -eo comm | grep -cE 'sglang::router|smg::router' || true",
+        );
         assert.strictEqual(left.trim(), "0", `left on the gateway: ${left}`);
     });
 });

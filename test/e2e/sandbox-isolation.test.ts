@@ -32,8 +32,11 @@ function borrowingCache(taken: string[]): { dir: string; names: SandboxState } {
 /** `sandbox.sh up` for a cache, without blocking the event loop (so the first sandbox can be probed meanwhile). */
 function upAsync(cache: string): Promise<void> {
     return new Promise((resolve, reject) =>
-        execFile("bash", [script, "up"], { env: { ...process.env, SGLANG_GATEWAY_CACHE: cache }, timeout: 300000, maxBuffer: 16 * 1024 * 1024 }, (err, _stdout, stderr) =>
-            err ? reject(new Error(`up of ${cache}: ${err.message}\n${stderr}`)) : resolve(),
+        execFile(
+            "bash",
+            [script, "up"],
+            { env: { ...process.env, SGLANG_GATEWAY_CACHE: cache }, timeout: 300000, maxBuffer: 16 * 1024 * 1024 },
+            (err, _stdout, stderr) => (err ? reject(new Error(`up of ${cache}: ${err.message}\n${stderr}`)) : resolve()),
         ),
     );
 }
@@ -50,14 +53,20 @@ async function assertServes(cache: string, before: Record<SandboxHost, string>):
     const state = sandboxState(cache);
     assert.deepStrictEqual(await fingerprint(cache), before, `the hosts of ${cache} were restarted or stopped`);
     for (const host of hosts) assert.match(before[host], / running$/, `${host} of ${cache}: ${before[host]}`);
-    const reach = await onHost("gw", `ping -c 1 -W 2 ${state.hosts.r1.address} >/dev/null && ping -c 1 -W 2 ${state.hosts.r2.address} >/dev/null && curl -fsS -o /dev/null -w '%{http_code}' ${state.indexUrl}/`, cache);
+    const reach = await onHost(
+        "gw",
+        `ping -c 1 -W 2 ${state.hosts.r1.address} >/dev/null && ping -c 1 -W 2 ${state.hosts.r2.address} >/dev/null && curl -fsS -o /dev/null -w '%{http_code}' ${state.indexUrl}/`,
+        cache,
+    );
     assert.strictEqual(reach, "200");
 }
 
 /** Everything of a cache's sandbox that can outlive it on this machine: namespaces, links, claim, processes, mounts, cgroups. */
 function leftovers(names: SandboxState): string[] {
     const left: string[] = [];
-    const netns = execFileSync("ip", ["netns", "list"], { encoding: "utf8" }).split("\n").map((line) => line.split(" ")[0]);
+    const netns = execFileSync("ip", ["netns", "list"], { encoding: "utf8" })
+        .split("\n")
+        .map((line) => line.split(" ")[0]);
     for (const ns of Object.values(names.netns)) if (netns.includes(ns)) left.push(`netns ${ns}`);
     for (const link of [names.bridge, ...Object.values(names.veths)]) if (spawnSync("ip", ["link", "show", link]).status === 0) left.push(`link ${link}`);
     if (fs.existsSync(names.claim)) left.push(`claim ${names.claim}`);
@@ -70,7 +79,8 @@ function leftovers(names: SandboxState): string[] {
         }
         if (cmdline.includes(names.cache) || cmdline.includes(`sgw-${names.id}-`)) left.push(`process ${pid}: ${cmdline}`);
     }
-    for (const line of fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n")) if (line.includes(names.cache) || line.includes(`-${names.id}-`)) left.push(`mount ${line}`);
+    for (const line of fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n"))
+        if (line.includes(names.cache) || line.includes(`-${names.id}-`)) left.push(`mount ${line}`);
     const cgroups = execFileSync("find", ["/sys/fs/cgroup", "-maxdepth", "8", "-type", "d", "-name", `sgw-${names.id}-*`], { encoding: "utf8" }).trim();
     if (cgroups) left.push(`cgroups ${cgroups}`);
     const propagate = "/run/systemd/nspawn/propagate";
@@ -123,7 +133,8 @@ describe("e2e: sandboxes of two caches side by side", function () {
     it("a second cache's sandbox comes up beside it under its own names and subnet; the first keeps serving", async () => {
         second = borrowingCache([first.subnet]);
         caches.push(second.dir);
-        for (const key of ["id", "claim", "subnet", "bridge", "bridgeAddress", "indexUrl", "privateKeyPath"] as const) assert.notStrictEqual(second.names[key], first[key], key);
+        for (const key of ["id", "claim", "subnet", "bridge", "bridgeAddress", "indexUrl", "privateKeyPath"] as const)
+            assert.notStrictEqual(second.names[key], first[key], key);
         for (const host of hosts) {
             assert.notStrictEqual(second.names.netns[host], first.netns[host]);
             assert.notStrictEqual(second.names.veths[host], first.veths[host]);
@@ -144,8 +155,14 @@ describe("e2e: sandboxes of two caches side by side", function () {
             await Promise.race([up.catch(() => undefined), sleep(500)]);
         }
         await up;
-        console.log(`      second sandbox (${second.dir}) up in ${((Date.now() - started) / 1000).toFixed(1)} s; the first answered ${rounds - failures.length} of ${rounds} probe rounds meanwhile`);
-        assert.strictEqual(failures.length, 0, `the first sandbox failed ${failures.length} of ${rounds} probe rounds while the second came up; the first failure: ${failures[0]}`);
+        console.log(
+            `      second sandbox (${second.dir}) up in ${((Date.now() - started) / 1000).toFixed(1)} s; the first answered ${rounds - failures.length} of ${rounds} probe rounds meanwhile`,
+        );
+        assert.strictEqual(
+            failures.length,
+            0,
+            `the first sandbox failed ${failures.length} of ${rounds} probe rounds while the second came up; the first failure: ${failures[0]}`,
+        );
         assert.ok(rounds >= 3, `only ${rounds} probe rounds`);
 
         assert.deepStrictEqual(sandboxState(second.dir), second.names, "state.json says what `names` derived");

@@ -125,7 +125,11 @@ export class AdminApi {
                 if (!existing) {
                     this.workers.set(id, { id, url: parsed.url, worker_type: parsed.worker_type ?? "regular", is_healthy: false, polls: 0 });
                 }
-                return send(202, { status: "accepted", worker_id: id, url: parsed.url, location: `/workers/${id}`, message: "Worker addition queued" }, { location: `/workers/${id}` });
+                return send(
+                    202,
+                    { status: "accepted", worker_id: id, url: parsed.url, location: `/workers/${id}`, message: "Worker addition queued" },
+                    { location: `/workers/${id}` },
+                );
             }
             if (req.method === "DELETE" && idMatch) {
                 const id = decodeURIComponent(idMatch[1]);

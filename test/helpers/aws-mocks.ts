@@ -87,7 +87,9 @@ export class AwsMocks extends RecordingMocks {
         const architecture = filters.find((f) => f.name === "architecture")?.values[0];
         const noResults = { id: "", architecture: "" };
         if (owners.length === 0) {
-            this.recorded.push(`getAmi ${name}: no owners; the provider refuses mostRecent without owners (allowUnsafeFilter), and anyone may publish an image by that name`);
+            this.recorded.push(
+                `getAmi ${name}: no owners; the provider refuses mostRecent without owners (allowUnsafeFilter), and anyone may publish an image by that name`,
+            );
             return noResults;
         }
         const ubuntu = /^ubuntu\/images\/hvm-ssd-gp3\/ubuntu-noble-24\.04-(amd64|arm64)-server-\*$/.exec(name);
@@ -100,7 +102,9 @@ export class AwsMocks extends RecordingMocks {
                   ? { gpuDrivers: true, architecture: dlami[1] ? "arm64" : "x86_64", snapshotGiB: 75 }
                   : undefined;
         if (!found) {
-            this.recorded.push(`getAmi owners=${owners.join(",")} name=${name}: Your query returned no results. Please change your search criteria and try again.`);
+            this.recorded.push(
+                `getAmi owners=${owners.join(",")} name=${name}: Your query returned no results. Please change your search criteria and try again.`,
+            );
             return noResults;
         }
         if (architecture !== undefined && architecture !== found.architecture) {
@@ -127,7 +131,9 @@ export class AwsMocks extends RecordingMocks {
             return;
         }
         if (inputs.region !== this.options.region) {
-            into.push(`${what}: region ${JSON.stringify(inputs.region)}, expected ${JSON.stringify(this.options.region)} (the backend's region goes on every regional resource and invoke)`);
+            into.push(
+                `${what}: region ${JSON.stringify(inputs.region)}, expected ${JSON.stringify(this.options.region)} (the backend's region goes on every regional resource and invoke)`,
+            );
         }
     }
 
@@ -151,12 +157,16 @@ export class AwsMocks extends RecordingMocks {
         } else if (!Number.isInteger(root.volumeSize) || (root.volumeSize ?? 0) < 1 || (root.volumeSize ?? 0) > 16384) {
             problems.push(`${at}: rootBlockDevice.volumeSize ${root.volumeSize} outside 1-16384 GiB`);
         } else if (ami && (root.volumeSize ?? 0) < ami.snapshotGiB) {
-            problems.push(`${at}: InvalidBlockDeviceMapping: Volume of size ${root.volumeSize}GB is smaller than snapshot, expect size >= ${ami.snapshotGiB}GB`);
+            problems.push(
+                `${at}: InvalidBlockDeviceMapping: Volume of size ${root.volumeSize}GB is smaller than snapshot, expect size >= ${ami.snapshotGiB}GB`,
+            );
         }
         if (ami) {
             const typeArch = architectureOf(instanceType);
             if (typeArch !== ami.architecture) {
-                problems.push(`${at}: The architecture '${typeArch}' of the specified instance type does not match the architecture '${ami.architecture}' of the specified AMI`);
+                problems.push(
+                    `${at}: The architecture '${typeArch}' of the specified instance type does not match the architecture '${ami.architecture}' of the specified AMI`,
+                );
             }
             if (acceleratorOf(instanceType) === "nvidia" && !ami.gpuDrivers) {
                 problems.push(`${at}: GPU instance type ${instanceType} on an image without NVIDIA drivers (${inputs.ami})`);
@@ -167,7 +177,9 @@ export class AwsMocks extends RecordingMocks {
             const group = this.ofType("aws:ec2/securityGroup:SecurityGroup").find((g) => `${g.name}-id` === groupId);
             const groupVpc = String(group?.inputs.vpcId ?? defaultVpc);
             if (group && groupVpc !== subnetVpc) {
-                problems.push(`${at}: InvalidParameter: Security group ${groupId} (${groupVpc}) and subnet ${inputs.subnetId ?? "(default)"} (${subnetVpc}) belong to different networks`);
+                problems.push(
+                    `${at}: InvalidParameter: Security group ${groupId} (${groupVpc}) and subnet ${inputs.subnetId ?? "(default)"} (${subnetVpc}) belong to different networks`,
+                );
             }
         }
         return problems;

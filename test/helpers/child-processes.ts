@@ -30,7 +30,10 @@ export function track(child: ChildProcess): void {
     if (!exitHookInstalled) {
         exitHookInstalled = true;
         process.once("exit", killAll);
-        for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+        for (const [signal, code] of [
+            ["SIGINT", 130],
+            ["SIGTERM", 143],
+        ] as const) {
             process.once(signal, () => {
                 killAll();
                 process.exit(code);

@@ -45,7 +45,12 @@ export function chat(options: { stream?: boolean; withToken?: boolean; tokens?: 
             (res) => {
                 let text = "";
                 res.on("data", (c) => (text += c));
-                const answer = () => ({ status: res.statusCode ?? 0, body: text, worker: res.headers["x-fake-worker"] as string | undefined, seconds: (Date.now() - started) / 1000 });
+                const answer = () => ({
+                    status: res.statusCode ?? 0,
+                    body: text,
+                    worker: res.headers["x-fake-worker"] as string | undefined,
+                    seconds: (Date.now() - started) / 1000,
+                });
                 res.on("end", () => resolve(answer()));
                 // A response cut mid-way ends without "end": report it as a cut, never hang.
                 res.on("close", () => (res.complete ? undefined : resolve({ ...answer(), status: -1, body: `${text}\n[cut after ${answer().seconds} s]` })));
@@ -75,7 +80,6 @@ export async function underLoad<T>(work: () => Promise<T>): Promise<{ result: T;
     }
 }
 
-
 /** Which replicas answer `count` requests (plain and streamed in turn); every answer must be a 200. */
 export async function answeringWorkers(count: number): Promise<string[]> {
     const seen = new Set<string>();
@@ -91,7 +95,9 @@ export async function answeringWorkers(count: number): Promise<string[]> {
 
 /** Runs `change` with `count` long streams (300 tokens at 20/s, ~15 s) open and a request loop going. */
 export async function whileStreaming(count: number, change: () => Promise<unknown>): Promise<{ streams: Answer[]; answers: Answer[] }> {
-    const open = Promise.all(Array.from({ length: count }, () => chat({ stream: true, tokens: 300 }).catch((err: Error) => ({ status: 0, body: err.message }) as Answer)));
+    const open = Promise.all(
+        Array.from({ length: count }, () => chat({ stream: true, tokens: 300 }).catch((err: Error) => ({ status: 0, body: err.message }) as Answer)),
+    );
     await new Promise((r) => setTimeout(r, 500));
     const { answers } = await underLoad(change);
     return { streams: await open, answers };

@@ -7,7 +7,9 @@ export const routerUnit = "sglang-gateway-router-chat.service";
 /** The router's workers, not counting those smg still lists as draining after a removal (~5 s). */
 export async function workers(): Promise<{ id: string; url: string; is_healthy: boolean }[]> {
     const port = /--port (\d+)/.exec(await onHost("gw", "cat /etc/sglang-gateway/routers/chat/start.sh"))?.[1];
-    const listed = (JSON.parse(await onHost("gw", `curl -s 127.0.0.1:${port}/workers`)) as { workers: { id: string; url: string; is_healthy: boolean; status?: string }[] }).workers;
+    const listed = (
+        JSON.parse(await onHost("gw", `curl -s 127.0.0.1:${port}/workers`)) as { workers: { id: string; url: string; is_healthy: boolean; status?: string }[] }
+    ).workers;
     return listed.filter((w) => w.status !== "draining");
 }
 
@@ -33,4 +35,3 @@ export async function pids(): Promise<{ router: string; nginx: string }> {
         nginx: (await onHost("gw", "cat /run/nginx.pid")).trim(),
     };
 }
-

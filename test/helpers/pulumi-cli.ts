@@ -45,19 +45,30 @@ export class PulumiProject {
     /** Runs `pulumi <args>` in the project; rejects with all output when it fails. */
     run(args: string[], timeoutMs = 600000): Promise<PulumiResult> {
         return new Promise((resolve, reject) => {
-            execFile("pulumi", [...args, "--non-interactive", "--stack", this.stack], { cwd: this.dir, env: this.env(), maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs }, (err, stdout, stderr) => {
-                if (err) {
-                    reject(new Error(`pulumi ${args.join(" ")} failed: ${err.message}\n--- stdout ---\n${stdout.slice(-8000)}\n--- stderr ---\n${stderr.slice(-4000)}`));
-                } else {
-                    resolve({ stdout, stderr });
-                }
-            });
+            execFile(
+                "pulumi",
+                [...args, "--non-interactive", "--stack", this.stack],
+                { cwd: this.dir, env: this.env(), maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs },
+                (err, stdout, stderr) => {
+                    if (err) {
+                        reject(
+                            new Error(
+                                `pulumi ${args.join(" ")} failed: ${err.message}\n--- stdout ---\n${stdout.slice(-8000)}\n--- stderr ---\n${stderr.slice(-4000)}`,
+                            ),
+                        );
+                    } else {
+                        resolve({ stdout, stderr });
+                    }
+                },
+            );
         });
     }
 
     async init(): Promise<void> {
         await new Promise<void>((resolve, reject) =>
-            execFile("pulumi", ["stack", "init", this.stack, "--non-interactive"], { cwd: this.dir, env: this.env() }, (err, _o, stderr) => (err ? reject(new Error(stderr)) : resolve())),
+            execFile("pulumi", ["stack", "init", this.stack, "--non-interactive"], { cwd: this.dir, env: this.env() }, (err, _o, stderr) =>
+                err ? reject(new Error(stderr)) : resolve(),
+            ),
         );
     }
 

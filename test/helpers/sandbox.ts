@@ -29,11 +29,19 @@ export interface SandboxState {
 
 /** Runs `sandbox.sh <command>` for a cache (default: the one the suite runs with); throws if it fails. */
 export function sandbox(command: "up" | "down" | "status", cache = gatewayCacheDir(), env: NodeJS.ProcessEnv = {}): void {
-    execFileSync("bash", [script, command], { stdio: ["ignore", "inherit", "inherit"], timeout: 300000, env: { ...process.env, ...env, SGLANG_GATEWAY_CACHE: cache } });
+    execFileSync("bash", [script, command], {
+        stdio: ["ignore", "inherit", "inherit"],
+        timeout: 300000,
+        env: { ...process.env, ...env, SGLANG_GATEWAY_CACHE: cache },
+    });
 }
 
 /** Runs `sandbox.sh <command>` for a cache and returns how it ended, with its output. */
-export function sandboxRun(command: "up" | "down" | "status" | "names", cache = gatewayCacheDir(), env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
+export function sandboxRun(
+    command: "up" | "down" | "status" | "names",
+    cache = gatewayCacheDir(),
+    env: NodeJS.ProcessEnv = {},
+): { status: number | null; stdout: string; stderr: string } {
     const result = spawnSync("bash", [script, command], { encoding: "utf8", timeout: 300000, env: { ...process.env, ...env, SGLANG_GATEWAY_CACHE: cache } });
     return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
@@ -49,14 +57,30 @@ export function sandboxNames(cache = gatewayCacheDir()): SandboxState {
     return JSON.parse(stdout) as SandboxState;
 }
 
-const sshOptions = ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"];
+const sshOptions = [
+    "-F",
+    "/dev/null",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "ConnectTimeout=5",
+];
 
 /** Runs a shell command on a sandbox host as root; resolves with stdout, rejects with stderr. */
 export function onHost(host: SandboxHost, command: string, cache = gatewayCacheDir()): Promise<string> {
     const state = sandboxState(cache);
     return new Promise((resolve, reject) =>
-        execFile("ssh", [...sshOptions, "-i", state.privateKeyPath, `root@${state.hosts[host].address}`, command], { maxBuffer: 16 * 1024 * 1024, timeout: 120000 }, (err, stdout, stderr) =>
-            err ? reject(new Error(`${host}: ${command}: ${err.message}\n${stderr}`)) : resolve(stdout),
+        execFile(
+            "ssh",
+            [...sshOptions, "-i", state.privateKeyPath, `root@${state.hosts[host].address}`, command],
+            { maxBuffer: 16 * 1024 * 1024, timeout: 120000 },
+            (err, stdout, stderr) => (err ? reject(new Error(`${host}: ${command}: ${err.message}\n${stderr}`)) : resolve(stdout)),
         ),
     );
 }

@@ -24,7 +24,10 @@ describe("the real Pulumi engine runs the stack program", function () {
     it("preview of an ssh-backend stack with 2 replicas plans the whole tree and nothing from AWS", async () => {
         project.setConfig(sshStack(2));
         const steps = await project.previewSteps();
-        const created = steps.filter((s) => s.op === "create").map((s) => s.urn.split("::").pop()).sort();
+        const created = steps
+            .filter((s) => s.op === "create")
+            .map((s) => s.urn.split("::").pop())
+            .sort();
         assert.deepStrictEqual(created, [
             "chat",
             "chat-replica-0",
@@ -43,7 +46,10 @@ describe("the real Pulumi engine runs the stack program", function () {
             "gw-setup",
             "sglang-gateway-preview",
         ]);
-        assert.ok(steps.every((s) => !s.type.startsWith("aws:")), "no AWS resource in an ssh stack");
+        assert.ok(
+            steps.every((s) => !s.type.startsWith("aws:")),
+            "no AWS resource in an ssh stack",
+        );
     });
 
     it("a bad config stops the run with every problem named, and nothing is planned", async () => {

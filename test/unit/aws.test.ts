@@ -69,7 +69,12 @@ describe("aws backend (AWS-like mocks)", () => {
 
     it("root volumes: gp3, encrypted, 20 GiB on the gateway and 200 GiB per replica by default; sizes configurable", async () => {
         const defaults = await build(awsStack(1));
-        assert.deepStrictEqual(instance(defaults, "gw-gateway").rootBlockDevice, { volumeSize: 20, volumeType: "gp3", encrypted: true, tags: { "sglang-gateway": "gw", Name: "gw-gateway" } });
+        assert.deepStrictEqual(instance(defaults, "gw-gateway").rootBlockDevice, {
+            volumeSize: 20,
+            volumeType: "gp3",
+            encrypted: true,
+            tags: { "sglang-gateway": "gw", Name: "gw-gateway" },
+        });
         assert.strictEqual((instance(defaults, "chat-replica-0").rootBlockDevice as { volumeSize: number }).volumeSize, 200);
         const sized = await build(awsStack(1, { gateway: { rootVolumeGiB: 30 }, service: { rootVolumeGiB: 500 } }));
         assert.deepStrictEqual(sized.violations(), []);
@@ -115,7 +120,15 @@ describe("aws backend (AWS-like mocks)", () => {
                 { backend: "aws", domain: "example.com", region: "eu-west-1", zoneId: "Z1", privateKey: testKey, router: { type: "sglang" } },
                 how === "providers" ? { providers: { aws: mine } } : { provider: mine },
             );
-            const chat = new Service("chat", { gateway, port: 8000, model: "m", image: "lmsysorg/sglang:latest", replicas: 2, tokens: ["tok-0123456789abcdef"], instanceType: "g5.xlarge" });
+            const chat = new Service("chat", {
+                gateway,
+                port: 8000,
+                model: "m",
+                image: "lmsysorg/sglang:latest",
+                replicas: 2,
+                tokens: ["tok-0123456789abcdef"],
+                instanceType: "g5.xlarge",
+            });
             await Promise.all([gateway.urn, chat.urn, ...chat.replicas.map((r) => r.process.urn)].map((o) => valueOf(o)));
             await settle();
             assert.deepStrictEqual(mocks.violations(), []);
@@ -146,7 +159,14 @@ describe("aws backend (AWS-like mocks)", () => {
         const mocks = await build(awsStack(0, { gateway: { sshSourceCidrs: ["198.51.100.0/24"] } }));
         const group = mocks.ofType("aws:ec2/securityGroup:SecurityGroup").find((g) => g.name === "gw-gateway");
         const rules = group?.inputs.ingress as { fromPort: number; cidrBlocks: string[] }[];
-        assert.deepStrictEqual(rules.map((r) => [r.fromPort, r.cidrBlocks]), [[22, ["198.51.100.0/24"]], [80, ["0.0.0.0/0"]], [443, ["0.0.0.0/0"]]]);
+        assert.deepStrictEqual(
+            rules.map((r) => [r.fromPort, r.cidrBlocks]),
+            [
+                [22, ["198.51.100.0/24"]],
+                [80, ["0.0.0.0/0"]],
+                [443, ["0.0.0.0/0"]],
+            ],
+        );
     });
 
     it("host identity: aws connections carry the instance id, ssh connections none (no diff for ssh stacks)", async () => {
@@ -170,7 +190,10 @@ describe("aws backend (AWS-like mocks)", () => {
 describe("aws config errors", () => {
     it("non-NVIDIA accelerators are refused for containers, naming the service's instanceType", () => {
         for (const type of ["inf2.xlarge", "trn1.2xlarge", "g4ad.xlarge"]) {
-            assert.match(configError(awsStack(1, { service: { instanceType: type } })), new RegExp(`services\\[0\\]\\.instanceType.*${type.replace(".", "\\.")}.*--gpus all`));
+            assert.match(
+                configError(awsStack(1, { service: { instanceType: type } })),
+                new RegExp(`services\\[0\\]\\.instanceType.*${type.replace(".", "\\.")}.*--gpus all`),
+            );
         }
     });
 
@@ -211,7 +234,12 @@ describe("ssh backend: gpus", () => {
 });
 
 describe("HostScript diff: host identity", () => {
-    const base: HostScriptInputs = { connection: { host: "203.0.113.10", port: 22, user: "ubuntu", privateKey: "k", hostId: "i-1" }, description: "d", create: "c", delete: "x" };
+    const base: HostScriptInputs = {
+        connection: { host: "203.0.113.10", port: 22, user: "ubuntu", privateKey: "k", hostId: "i-1" },
+        description: "d",
+        create: "c",
+        delete: "x",
+    };
     const provider = hostScriptProvider as Required<pulumi.dynamic.ResourceProvider>;
 
     it("a new instance behind the same address replaces (set up again); the same instance is no change", async () => {
@@ -222,6 +250,10 @@ describe("HostScript diff: host identity", () => {
         const plain = { ...base, connection: noId };
         assert.strictEqual((await provider.diff("id", plain, { ...plain })).changes, false, "ssh connections without hostId see no change");
         const upgraded = await provider.diff("id", plain, { ...base });
-        assert.deepStrictEqual([upgraded.changes, upgraded.replaces], [true, ["connection"]], "state from before hostIds: the instance may be new, set it up again");
+        assert.deepStrictEqual(
+            [upgraded.changes, upgraded.replaces],
+            [true, ["connection"]],
+            "state from before hostIds: the instance may be new, set it up again",
+        );
     });
 });

@@ -30,11 +30,15 @@ describe("test child processes", function () {
     for (const signal of ["SIGTERM", "SIGINT"] as const) {
         it(`are killed when mocha gets ${signal}`, async () => {
             const pidFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sgw-child-")), "pid");
-            const mocha = spawn(process.execPath, [path.join(repo, "node_modules", "mocha", "bin", "mocha.js"), "--timeout", "0", "test/fixtures/tracked-child.spec.ts"], {
-                cwd: repo,
-                env: { ...process.env, SGW_CHILD_PID_FILE: pidFile },
-                stdio: "ignore",
-            });
+            const mocha = spawn(
+                process.execPath,
+                [path.join(repo, "node_modules", "mocha", "bin", "mocha.js"), "--timeout", "0", "test/fixtures/tracked-child.spec.ts"],
+                {
+                    cwd: repo,
+                    env: { ...process.env, SGW_CHILD_PID_FILE: pidFile },
+                    stdio: "ignore",
+                },
+            );
             try {
                 assert.ok(await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, "utf8") !== "", 30000), "the fixture never started its child");
                 const pid = Number(fs.readFileSync(pidFile, "utf8"));

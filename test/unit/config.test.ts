@@ -59,7 +59,12 @@ const catalog: Case[] = [
     ["ssh port as a string", (s) => (gw(s).port = "22"), "gateway.port", /port number/],
     ["unknown router shorthand", (s) => (gw(s).router = "nginx"), "gateway.router", /sglang/],
     ["unknown router type", (s) => (gw(s).router = { type: "vllm" }), "gateway.router.type", /sglang/],
-    ["unknown policy", (s) => (gw(s).router = { type: "sglang", policy: "least_loaded" }), "gateway.router.policy", /expected one of cache_aware, round_robin, random, least_load, prefix_hash, consistent_hashing \(smg 1\.13\.0\)/],
+    [
+        "unknown policy",
+        (s) => (gw(s).router = { type: "sglang", policy: "least_loaded" }),
+        "gateway.router.policy",
+        /expected one of cache_aware, round_robin, random, least_load, prefix_hash, consistent_hashing \(smg 1\.13\.0\)/,
+    ],
     ["router version not exact", (s) => (gw(s).router = { type: "sglang", version: "latest" }), "gateway.router.version", /exact version/],
     ["router indexUrl not a URL", (s) => (gw(s).router = { type: "sglang", indexUrl: "pypi" }), "gateway.router.indexUrl", /URL/],
     ["unknown key in the router", (s) => (gw(s).router = { type: "sglang", polcy: "random" }), "gateway.router.polcy", /unknown key/],
@@ -81,7 +86,12 @@ const catalog: Case[] = [
     ["rps negative", (s) => (svc(s).rate_limits = [{ rps: -3 }]), "services[0].rate_limits[0].rps", /rps > 0/],
     ["negative burst", (s) => (svc(s).rate_limits = [{ rps: 1, burst: -1 }]), "services[0].rate_limits[0].burst", /burst >= 0/],
     ["rate limit prefix without slash", (s) => (svc(s).rate_limits = [{ rps: 1, prefix: "v1/" }]), "services[0].rate_limits[0].prefix", /starting with '\/'/],
-    ["rate limit key header with a space", (s) => (svc(s).rate_limits = [{ rps: 1, key: { header: "X Api" } }]), "services[0].rate_limits[0].key.header", /header name/],
+    [
+        "rate limit key header with a space",
+        (s) => (svc(s).rate_limits = [{ rps: 1, key: { header: "X Api" } }]),
+        "services[0].rate_limits[0].key.header",
+        /header name/,
+    ],
     ["rate limit key unknown", (s) => (svc(s).rate_limits = [{ rps: 1, key: "cookie" }]), "services[0].rate_limits[0].key", /'ip' or \{header: NAME\}/],
     ["service router policy unknown", (s) => (svc(s).router = { policy: "fastest" }), "services[0].router.policy", /cache_aware/],
     ["auth not a boolean", (s) => (svc(s).auth = "yes"), "services[0].auth", /true or false/],
@@ -94,26 +104,98 @@ const catalog: Case[] = [
     ["token too short", (s) => (s.tokens = { chat: ["abc"] }), "tokens.chat[0]", /8-512 characters/],
     ["tokens for an unknown service", (s) => (s.tokens = { chat: ["0123456789"], other: ["0123456789"] }), "tokens.other", /no service has that name/],
     ["ssh backend without replica hosts", (s) => delete svc(s).hosts, "services[0].hosts", /SSH hosts/],
-    ["policy override without a gateway router", (s) => { delete gw(s).router; svc(s).router = { policy: "random" }; }, "services[0].router", /needs a router on the gateway/],
+    [
+        "policy override without a gateway router",
+        (s) => {
+            delete gw(s).router;
+            svc(s).router = { policy: "random" };
+        },
+        "services[0].router",
+        /needs a router on the gateway/,
+    ],
     ["services not a list", (s) => ((s as Record<string, unknown>).services = { name: "chat" }), "services", /list of services/],
     ["unknown top-level key", (s) => ((s as Record<string, unknown>).gatway = {}), "gatway", /unknown key/],
     ["portSlot out of range", (s) => (svc(s).portSlot = 300), "services[0].portSlot", /0 to 299/],
-    ["rate limit prefix with an opening brace", (s) => (svc(s).rate_limits = [{ rps: 1, prefix: "/v1/{x" }]), "services[0].rate_limits[0].prefix", /braces or ';'/],
-    ["rate limit prefix with a closing brace", (s) => (svc(s).rate_limits = [{ rps: 1, prefix: "/v1/}" }]), "services[0].rate_limits[0].prefix", /braces or ';'/],
-    ["rate limit prefix with a semicolon", (s) => (svc(s).rate_limits = [{ rps: 1, prefix: "/v1/;return" }]), "services[0].rate_limits[0].prefix", /braces or ';'/],
+    [
+        "rate limit prefix with an opening brace",
+        (s) => (svc(s).rate_limits = [{ rps: 1, prefix: "/v1/{x" }]),
+        "services[0].rate_limits[0].prefix",
+        /braces or ';'/,
+    ],
+    [
+        "rate limit prefix with a closing brace",
+        (s) => (svc(s).rate_limits = [{ rps: 1, prefix: "/v1/}" }]),
+        "services[0].rate_limits[0].prefix",
+        /braces or ';'/,
+    ],
+    [
+        "rate limit prefix with a semicolon",
+        (s) => (svc(s).rate_limits = [{ rps: 1, prefix: "/v1/;return" }]),
+        "services[0].rate_limits[0].prefix",
+        /braces or ';'/,
+    ],
     ["rateLimits (documented spelling) checked alike", (s) => (svc(s).rateLimits = [{ rps: 0 }]), "services[0].rateLimits[0].rps", /rps > 0/],
     // Cross-field checks (config/checks.ts), one case each.
-    ["a router version this library does not install", (s) => (gw(s).router = { type: "sglang", version: "0.3.1" }), "gateway.router.version", /pinned closure: 1\.13\.0 \(smg\), 0\.3\.2 \(sglang-router\)/],
-    ["an smg policy on sglang-router 0.3.2", (s) => (gw(s).router = { type: "sglang", version: "0.3.2", policy: "least_load" }), "gateway.router.policy", /expected one of cache_aware, round_robin, random \(sglang-router 0\.3\.2\)/],
-    ["gateway power_of_two (refused at start by smg)", (s) => (gw(s).router = { type: "sglang", policy: "power_of_two" }), "gateway.router.policy", /smg refuses to start power_of_two/],
-    ["gateway power_of_two on 0.3.2", (s) => (gw(s).router = { type: "sglang", version: "0.3.2", policy: "power_of_two" }), "gateway.router.policy", /sglang-router 0\.3\.2 refuses to start power_of_two/],
+    [
+        "a router version this library does not install",
+        (s) => (gw(s).router = { type: "sglang", version: "0.3.1" }),
+        "gateway.router.version",
+        /pinned closure: 1\.13\.0 \(smg\), 0\.3\.2 \(sglang-router\)/,
+    ],
+    [
+        "an smg policy on sglang-router 0.3.2",
+        (s) => (gw(s).router = { type: "sglang", version: "0.3.2", policy: "least_load" }),
+        "gateway.router.policy",
+        /expected one of cache_aware, round_robin, random \(sglang-router 0\.3\.2\)/,
+    ],
+    [
+        "gateway power_of_two (refused at start by smg)",
+        (s) => (gw(s).router = { type: "sglang", policy: "power_of_two" }),
+        "gateway.router.policy",
+        /smg refuses to start power_of_two/,
+    ],
+    [
+        "gateway power_of_two on 0.3.2",
+        (s) => (gw(s).router = { type: "sglang", version: "0.3.2", policy: "power_of_two" }),
+        "gateway.router.policy",
+        /sglang-router 0\.3\.2 refuses to start power_of_two/,
+    ],
     ["service power_of_two override", (s) => (svc(s).router = { policy: "power_of_two" }), "services[0].router.policy", /refuses to start power_of_two/],
-    ["hosts on the aws backend", (s) => { Object.assign(gw(s), { backend: "aws", host: undefined }); delete gw(s).host; }, "services[0].hosts", /setting of the ssh backend.*backend is aws/],
+    [
+        "hosts on the aws backend",
+        (s) => {
+            Object.assign(gw(s), { backend: "aws", host: undefined });
+            delete gw(s).host;
+        },
+        "services[0].hosts",
+        /setting of the ssh backend.*backend is aws/,
+    ],
     ["instanceType on the ssh backend", (s) => (svc(s).instanceType = "g5.xlarge"), "services[0].instanceType", /setting of the aws backend.*backend is ssh/],
-    ["replica host with privateKey and privateKeyPath", (s) => (svc(s).hosts = [{ host: "10.0.0.3", privateKey: "k", privateKeyPath: "~/.ssh/id" }]), "services[0].hosts[0].privateKeyPath", /not both/],
-    ["two services on one port slot", (s) => { s.services.push({ ...s.services[0], name: slotTwin("chat") }); s.tokens[slotTwin("chat")] = s.tokens.chat; }, "services[1].portSlot", /already taken by 'services\[0\] chat'/],
+    [
+        "replica host with privateKey and privateKeyPath",
+        (s) => (svc(s).hosts = [{ host: "10.0.0.3", privateKey: "k", privateKeyPath: "~/.ssh/id" }]),
+        "services[0].hosts[0].privateKeyPath",
+        /not both/,
+    ],
+    [
+        "two services on one port slot",
+        (s) => {
+            s.services.push({ ...s.services[0], name: slotTwin("chat") });
+            s.tokens[slotTwin("chat")] = s.tokens.chat;
+        },
+        "services[1].portSlot",
+        /already taken by 'services\[0\] chat'/,
+    ],
     ["a bare env name unset where pulumi up runs", (s) => (svc(s).env = ["SGW_TEST_UNSET_VARIABLE"]), "services[0].env[0]", /has no value here/],
-    ["privateKeyPath that cannot be read", (s) => { delete gw(s).privateKey; gw(s).privateKeyPath = "/nonexistent/sglang-gateway-key"; }, "gateway.privateKeyPath", /cannot read \/nonexistent\/sglang-gateway-key: ENOENT/],
+    [
+        "privateKeyPath that cannot be read",
+        (s) => {
+            delete gw(s).privateKey;
+            gw(s).privateKeyPath = "/nonexistent/sglang-gateway-key";
+        },
+        "gateway.privateKeyPath",
+        /cannot read \/nonexistent\/sglang-gateway-key: ENOENT/,
+    ],
 ];
 
 describe("config validation", () => {
@@ -170,7 +252,10 @@ describe("config validation", () => {
         svc(raw).replicas = -7;
         gw(raw).privateKey = 12345;
         const problems = problemsOf(raw);
-        assert.ok(problems.some((p) => p.includes("(got -7)")), problems.join("\n"));
+        assert.ok(
+            problems.some((p) => p.includes("(got -7)")),
+            problems.join("\n"),
+        );
         const key = problems.find((p) => p.startsWith("gateway.privateKey"));
         assert.ok(key && !key.includes("12345"), key);
     });

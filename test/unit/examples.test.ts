@@ -40,13 +40,19 @@ describe("examples", () => {
         const record = mocks.named("llm-wildcard");
         assert.strictEqual(record.inputs.name, "*.llm.example.com");
         const groups = mocks.ofType("aws:ec2/securityGroup:SecurityGroup");
-        assert.ok(groups.every((g) => g.inputs.vpcId === "platform-id"), JSON.stringify(groups.map((g) => g.inputs.vpcId)));
+        assert.ok(
+            groups.every((g) => g.inputs.vpcId === "platform-id"),
+            JSON.stringify(groups.map((g) => g.inputs.vpcId)),
+        );
         assert.strictEqual(mocks.ofType("aws:ec2/instance:Instance").length, 3, "gateway + 2 replicas");
         assert.deepStrictEqual(mocks.violations(), [], "what AWS would refuse");
         // Every instance waits for the internet route (its subnet id carries the route association).
         for (const r of mocks.ofType("aws:ec2/instance:Instance")) {
             const on = dependencies.get(`${r.type}::${r.name}`) ?? [];
-            assert.ok(on.some((urn) => urn.includes("aws:ec2/routeTableAssociation:RouteTableAssociation::platform-gpu")), `${r.name} depends on ${on.join(", ")}`);
+            assert.ok(
+                on.some((urn) => urn.includes("aws:ec2/routeTableAssociation:RouteTableAssociation::platform-gpu")),
+                `${r.name} depends on ${on.join(", ")}`,
+            );
         }
     });
 

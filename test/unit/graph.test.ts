@@ -56,7 +56,10 @@ describe("resource graph (mocks)", () => {
         it(`aws backend with ${count} replica(s): gateway instance, EIP, wildcard record, one instance per replica`, async () => {
             const { mocks } = await build(awsStack(count));
             assert.deepStrictEqual(mocks.violations(), [], "what AWS would refuse");
-            const instances = mocks.ofType("aws:ec2/instance:Instance").map((r) => r.name).sort();
+            const instances = mocks
+                .ofType("aws:ec2/instance:Instance")
+                .map((r) => r.name)
+                .sort();
             assert.deepStrictEqual(instances, ["gw-gateway", ...Array.from({ length: count }, (_, i) => `chat-replica-${i}`)].sort());
             const record = mocks.named("gw-wildcard");
             assert.strictEqual(record.inputs.name, "*.example.com");
@@ -76,7 +79,10 @@ describe("resource graph (mocks)", () => {
         const ami = (name: string) => mocks.ofType("aws:ec2/instance:Instance").find((r) => r.name === name)?.inputs.ami;
         assert.deepStrictEqual([ami("gw-gateway"), ami("chat-replica-0")], ["ami-ubuntu-x86_64", "ami-dlami-x86_64"]);
         assert.deepStrictEqual(
-            mocks.calls.filter((c) => c.token === "aws:ec2/getAmi:getAmi").map((c) => (c.inputs.owners as string[])[0]).sort(),
+            mocks.calls
+                .filter((c) => c.token === "aws:ec2/getAmi:getAmi")
+                .map((c) => (c.inputs.owners as string[])[0])
+                .sort(),
             ["099720109477", "898082745236"],
         );
     });
@@ -136,6 +142,9 @@ describe("resource graph (mocks)", () => {
         const { mocks, services } = await build(sshStack(3));
         const hostOf = (i: number) => (mocks.named(`chat-replica-${i}-process`).inputs.connection as { host: string }).host;
         assert.deepStrictEqual([0, 1, 2].map(hostOf), ["10.213.0.3", "10.213.0.4", "10.213.0.3"]);
-        assert.deepStrictEqual(services[0].replicas.map((r) => r.port), [8000, 8000, 8001]);
+        assert.deepStrictEqual(
+            services[0].replicas.map((r) => r.port),
+            [8000, 8000, 8001],
+        );
     });
 });

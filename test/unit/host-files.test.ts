@@ -3,7 +3,15 @@ import * as assert from "assert";
 import { spawnSync } from "child_process";
 import { bridgeFile, replicaProcessFiles, tunnelKeyFile, tunnelUnitFile } from "../../components/host-files/replica";
 
-const base = { service: "chat", index: 2, port: 8001, model: "m/x", commands: ["echo start", "exec serve --port $PORT"], env: { HF_TOKEN: 'a "q" $x\\y' }, reachMode: "tunnel" as const };
+const base = {
+    service: "chat",
+    index: 2,
+    port: 8001,
+    model: "m/x",
+    commands: ["echo start", "exec serve --port $PORT"],
+    env: { HF_TOKEN: 'a "q" $x\\y' },
+    reachMode: "tunnel" as const,
+};
 
 describe("replica host files", () => {
     it("process: run script runs the commands in order; the unit reads the env file; paths follow the replica", () => {
@@ -28,7 +36,10 @@ describe("replica host files", () => {
 
     it("image: docker runs the commands with every variable passed by name, published on loopback for a tunnel", () => {
         const tunnel = replicaProcessFiles({ ...base, image: "lmsysorg/sglang:latest" }).runScript.content;
-        assert.match(tunnel, /docker run --rm --init --name sglang-gateway-chat-2 --gpus all -e HF_TOKEN -e SERVICE_NAME -e REPLICA_INDEX -e MODEL -e PORT -p 127\.0\.0\.1:8001:8001 /);
+        assert.match(
+            tunnel,
+            /docker run --rm --init --name sglang-gateway-chat-2 --gpus all -e HF_TOKEN -e SERVICE_NAME -e REPLICA_INDEX -e MODEL -e PORT -p 127\.0\.0\.1:8001:8001 /,
+        );
         const direct = replicaProcessFiles({ ...base, image: "img", reachMode: "direct" }).runScript.content;
         assert.match(direct, /-p 0\.0\.0\.0:8001:8001 /);
         assert.doesNotMatch(tunnel, /HF_TOKEN=/, "values stay in the env file, off the command line");

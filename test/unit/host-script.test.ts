@@ -29,7 +29,9 @@ describe("host scripts", () => {
 
     it("writes every file with its mode, verbatim (quotes, dollars, backslashes, no final newline)", () => {
         const tricky = "a 'quoted' \"line\" with $HOME and `ticks` and \\backslash\nlast line without newline";
-        const result = runLocally(applyScript({ description: "test", write: [{ path: `${dir}/sub/a.conf`, content: tricky, mode: "0640" }], activate: ["true"] }));
+        const result = runLocally(
+            applyScript({ description: "test", write: [{ path: `${dir}/sub/a.conf`, content: tricky, mode: "0640" }], activate: ["true"] }),
+        );
         assert.strictEqual(result.code, 0, result.stderr);
         assert.strictEqual(fs.readFileSync(`${dir}/sub/a.conf`, "utf8"), `${tricky}\n`);
         assert.strictEqual((fs.statSync(`${dir}/sub/a.conf`).mode & 0o777).toString(8), "640");
@@ -64,7 +66,11 @@ describe("host scripts", () => {
     it("remove runs the deactivation, removes the files, and tolerates what is already gone", () => {
         fs.writeFileSync(`${dir}/a.conf`, "x");
         const marker = `${dir}/deactivated`;
-        const script = removeScript({ description: "test", write: [{ path: `${dir}/a.conf` }, { path: `${dir}/never-existed.conf` }], deactivate: [`touch ${marker}`, "false"] });
+        const script = removeScript({
+            description: "test",
+            write: [{ path: `${dir}/a.conf` }, { path: `${dir}/never-existed.conf` }],
+            deactivate: [`touch ${marker}`, "false"],
+        });
         assert.strictEqual(runLocally(script).code, 0);
         assert.ok(fs.existsSync(marker));
         assert.ok(!fs.existsSync(`${dir}/a.conf`));
@@ -101,8 +107,14 @@ describe("HostScript provider", () => {
 
     it("an unreachable host or a bad key fails with a message naming the host", async () => {
         const port = await freePort();
-        await assert.rejects(openSsh({ host: "127.0.0.1", port, user: "root", privateKey: testKey }, 1), new RegExp(`cannot reach root@127\\.0\\.0\\.1:${port} over SSH: .*ECONNREFUSED`));
-        await assert.rejects(provider.create({ ...base, connection: { host: "127.0.0.1", port, privateKey: "not a key" } }), /cannot connect to root@127\.0\.0\.1.*privateKey/);
+        await assert.rejects(
+            openSsh({ host: "127.0.0.1", port, user: "root", privateKey: testKey }, 1),
+            new RegExp(`cannot reach root@127\\.0\\.0\\.1:${port} over SSH: .*ECONNREFUSED`),
+        );
+        await assert.rejects(
+            provider.create({ ...base, connection: { host: "127.0.0.1", port, privateKey: "not a key" } }),
+            /cannot connect to root@127\.0\.0\.1.*privateKey/,
+        );
     });
 
     it("survives serialization (what the engine stores and runs later)", async () => {
@@ -113,6 +125,9 @@ describe("HostScript provider", () => {
         const revived = m.exports[serialized.exportName] as Required<pulumi.dynamic.ResourceProvider>;
         assert.strictEqual((await revived.diff("id", base, { ...base, create: "other" })).changes, true);
         // create reaches the captured SSH code and its require("ssh2"):
-        await assert.rejects(revived.create({ ...base, connection: { host: "127.0.0.1", port: await freePort(), privateKey: "not a key" } }), /cannot connect to root@127\.0\.0\.1/);
+        await assert.rejects(
+            revived.create({ ...base, connection: { host: "127.0.0.1", port: await freePort(), privateKey: "not a key" } }),
+            /cannot connect to root@127\.0\.0\.1/,
+        );
     });
 });

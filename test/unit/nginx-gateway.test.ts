@@ -15,7 +15,11 @@ interface Answer {
     headers: http.IncomingHttpHeaders;
 }
 
-function request(port: number, path: string, options: { token?: string; method?: string; body?: string; host?: string; answer?: string } = {}): Promise<Answer> {
+function request(
+    port: number,
+    path: string,
+    options: { token?: string; method?: string; body?: string; host?: string; answer?: string } = {},
+): Promise<Answer> {
     return new Promise((resolve, reject) => {
         const req = http.request(
             {
@@ -212,7 +216,10 @@ describe("service block under the real nginx", function () {
     });
 
     it("smg's no-worker 404 becomes the gateway's 503; another 404 stays a 404 without the router's body", async () => {
-        const { nginx, port } = await serve({ noWorkerAnswer: sglangRouter.noWorkerAnswer("1.13.0"), internalResponseHeaders: sglangRouter.internalResponseHeaders("1.13.0") });
+        const { nginx, port } = await serve({
+            noWorkerAnswer: sglangRouter.noWorkerAnswer("1.13.0"),
+            internalResponseHeaders: sglangRouter.internalResponseHeaders("1.13.0"),
+        });
         try {
             const none = await request(port, "/v1/chat/completions", { token, method: "POST", body: "{}", answer: "no-worker" });
             assert.strictEqual(none.status, 503);

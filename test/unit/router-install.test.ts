@@ -41,7 +41,10 @@ describe("sglang router install and launch, per generation", () => {
 
     it("the smg router's start removes installs no router uses any more; 0.3.2's scripts stay as they were", () => {
         const options = { service: "chat", port: 10001, metricsPort: 10301, policy: "round_robin", workerStartupTimeoutSeconds: 600, workerUrls: [] };
-        assert.match(sglangRouter.launch({ ...options, version: "1.13.0" }).waitReady.join("\n"), /grep -qsF "\$install\/" \/etc\/sglang-gateway\/routers\/\*\/start\.sh \|\| rm -rf "\$install"/);
+        assert.match(
+            sglangRouter.launch({ ...options, version: "1.13.0" }).waitReady.join("\n"),
+            /grep -qsF "\$install\/" \/etc\/sglang-gateway\/routers\/\*\/start\.sh \|\| rm -rf "\$install"/,
+        );
         assert.strictEqual(sglangRouter.launch({ ...options, version: "0.3.2" }).waitReady.length, 1);
     });
 });

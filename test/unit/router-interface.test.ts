@@ -57,7 +57,10 @@ describe("router interface: a router that learns its workers only at start", () 
     });
 
     it("its own versions and policies are what the config checks enforce", () => {
-        assert.throws(() => buildStack(sshStack(1, { router: { type: "static-test", policy: "cache_aware" } }), {}), /gateway\.router\.policy: expected one of first, rotate/);
+        assert.throws(
+            () => buildStack(sshStack(1, { router: { type: "static-test", policy: "cache_aware" } }), {}),
+            /gateway\.router\.policy: expected one of first, rotate/,
+        );
         assert.throws(() => buildStack(sshStack(1, { router: { type: "static-test", version: "2.0.0" } }), {}), /gateway\.router\.version: expected 1\.0\.0/);
         assert.throws(() => buildStack(sshStack(1, { router: { type: "nope" } }), {}), /gateway\.router\.type: expected a router type: sglang, static-test/);
     });

@@ -42,7 +42,10 @@ describe("RouterWorker provider (sglang, 0.3.x /workers API)", () => {
         await provider.create(inputs(base));
         api.calls.length = 0;
         await provider.create(inputs(base));
-        assert.deepStrictEqual(api.calls.filter((c) => c.startsWith("POST")), []);
+        assert.deepStrictEqual(
+            api.calls.filter((c) => c.startsWith("POST")),
+            [],
+        );
     });
 
     it("create times out, removes the registration again, and names the URL and the router's last answer", async () => {
@@ -83,7 +86,11 @@ describe("RouterWorker provider (sglang, 0.3.x /workers API)", () => {
         assert.strictEqual(api.workers.size, 0);
         api.calls.length = 0;
         await provider.delete(created.id, created.outs as SglangWorkerOutputs);
-        assert.deepStrictEqual(api.calls.filter((c) => c.startsWith("DELETE")), [], "nothing to delete, no error");
+        assert.deepStrictEqual(
+            api.calls.filter((c) => c.startsWith("DELETE")),
+            [],
+            "nothing to delete, no error",
+        );
     });
 
     it("delete leaves other workers alone", async () => {
@@ -92,7 +99,10 @@ describe("RouterWorker provider (sglang, 0.3.x /workers API)", () => {
         const a = await provider.create(inputs(base, { workerUrl: "http://127.0.0.1:20001" }));
         await provider.create(inputs(base, { workerUrl: "http://127.0.0.1:20002" }));
         await provider.delete(a.id, a.outs as SglangWorkerOutputs);
-        assert.deepStrictEqual([...api.workers.values()].map((w) => w.url), ["http://127.0.0.1:20002"]);
+        assert.deepStrictEqual(
+            [...api.workers.values()].map((w) => w.url),
+            ["http://127.0.0.1:20002"],
+        );
     });
 
     it("delete resolves the router id by its own URL only: not a stale stored id, not the first listed, not a similar URL", async () => {
@@ -158,7 +168,11 @@ describe("RouterWorker provider against smg 1.x answers (409, draining, a failed
         api = new AdminApi({ smg: true, healthyAfterPolls: 3 });
         base = await api.start();
         // Someone (a restarted router reading its worker files, an earlier interrupted apply) added it already.
-        await fetch(`${base}/workers`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ url: "http://127.0.0.1:20001" }) });
+        await fetch(`${base}/workers`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ url: "http://127.0.0.1:20001" }),
+        });
         const created = await provider.create(inputs(base));
         assert.strictEqual(api.workers.size, 1);
         assert.strictEqual((created.outs as SglangWorkerOutputs).routerWorkerId, [...api.workers.values()][0].id);
@@ -193,7 +207,10 @@ describe("RouterWorker provider against smg 1.x answers (409, draining, a failed
         api = new AdminApi({ smg: true, healthyAfterPolls: Infinity, failJobs: true });
         base = await api.start();
         const started = Date.now();
-        await assert.rejects(provider.create(inputs(base, { readinessTimeoutSeconds: 30 })), /registration job failed.*answered 404 \(the router dropped the registration\)/);
+        await assert.rejects(
+            provider.create(inputs(base, { readinessTimeoutSeconds: 30 })),
+            /registration job failed.*answered 404 \(the router dropped the registration\)/,
+        );
         assert.ok(Date.now() - started < 5000, "did not wait for the whole timeout");
     });
 
@@ -207,4 +224,3 @@ describe("RouterWorker provider against smg 1.x answers (409, draining, a failed
         assert.ok(!read.id, "a draining worker is not there any more for refresh");
     });
 });
-

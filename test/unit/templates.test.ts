@@ -4,7 +4,15 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { serverBlockText, planLocations, rateLimitZones, nginxRate, headerVariable, tokenPattern, type ServerBlockInput } from "../../components/host-files/server-block";
+import {
+    serverBlockText,
+    planLocations,
+    rateLimitZones,
+    nginxRate,
+    headerVariable,
+    tokenPattern,
+    type ServerBlockInput,
+} from "../../components/host-files/server-block";
 import { sglangRouter } from "../../components/routers/sglang/router";
 import { bridgeFile } from "../../components/host-files/replica";
 import { bridgePort } from "../../components/naming";
@@ -33,7 +41,11 @@ function selfSignedCert(): { certificatePath: string; privateKeyPath: string } {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sgw-tls-"));
     const certificatePath = path.join(dir, "cert.pem");
     const privateKeyPath = path.join(dir, "key.pem");
-    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=*.example.com", "-keyout", privateKeyPath, "-out", certificatePath], { stdio: "ignore" });
+    execFileSync(
+        "openssl",
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=*.example.com", "-keyout", privateKeyPath, "-out", certificatePath],
+        { stdio: "ignore" },
+    );
     return { certificatePath, privateKeyPath };
 }
 
@@ -55,7 +67,11 @@ describe("nginx templates (real nginx -t)", () => {
     });
 
     it("service block without a router: the upstream lists the replicas and everything is passed", () => {
-        const text = serverBlockText({ ...base, allow: undefined, upstreamServers: ["unix:/run/sglang-gateway/chat/replica-0.sock", "unix:/run/sglang-gateway/chat/replica-1.sock"] });
+        const text = serverBlockText({
+            ...base,
+            allow: undefined,
+            upstreamServers: ["unix:/run/sglang-gateway/chat/replica-0.sock", "unix:/run/sglang-gateway/chat/replica-1.sock"],
+        });
         nginxTest({ services: { "chat.conf": text } });
         assert.doesNotMatch(text, /return 403/);
         assert.match(text, /server unix:\/run\/sglang-gateway\/chat\/replica-1\.sock;/);
@@ -158,14 +174,26 @@ describe("location planning", () => {
         const plan = planLocations(prefixAllowList, zones);
         const chat = plan.find((l) => l.match === "/v1/chat/");
         assert.ok(chat, JSON.stringify(plan));
-        assert.deepStrictEqual(chat.zones.map((z) => z.zone), ["sgw_chat_0", "sgw_chat_1"]);
-        assert.deepStrictEqual(plan.find((l) => l.match === "/v1/")?.zones.map((z) => z.zone), ["sgw_chat_0"]);
-        assert.deepStrictEqual(plan.find((l) => l.match === "= /generate")?.zones.map((z) => z.zone), ["sgw_chat_0"]);
+        assert.deepStrictEqual(
+            chat.zones.map((z) => z.zone),
+            ["sgw_chat_0", "sgw_chat_1"],
+        );
+        assert.deepStrictEqual(
+            plan.find((l) => l.match === "/v1/")?.zones.map((z) => z.zone),
+            ["sgw_chat_0"],
+        );
+        assert.deepStrictEqual(
+            plan.find((l) => l.match === "= /generate")?.zones.map((z) => z.zone),
+            ["sgw_chat_0"],
+        );
     });
 
     it("a rate limit outside the allow-list plans no location (those paths answer 403)", () => {
         const plan = planLocations(prefixAllowList, rateLimitZones("chat", [{ prefix: "/api/auth/", rps: 1, burst: 0, key: "ip" }]));
-        assert.deepStrictEqual(plan.map((l) => l.match), ["= /generate", "/v1/"]);
+        assert.deepStrictEqual(
+            plan.map((l) => l.match),
+            ["= /generate", "/v1/"],
+        );
     });
 
     it("fractional rates go per minute", () => {

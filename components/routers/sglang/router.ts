@@ -131,7 +131,12 @@ export const sglangRouter: Router = {
                     journalLines: 30,
                 }),
                 ...(generation(options.version).removesUnusedInstalls
-                    ? [render("scripts/router-installs-cleanup.sh.njk", { installsDir: gatewayPaths.routerInstallsDir, startScripts: routerPaths("*").startScript })]
+                    ? [
+                          render("scripts/router-installs-cleanup.sh.njk", {
+                              installsDir: gatewayPaths.routerInstallsDir,
+                              startScripts: routerPaths("*").startScript,
+                          }),
+                      ]
                     : []),
             ],
             statePaths: [workersDir, paths.logDir],
