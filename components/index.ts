@@ -22,3 +22,5 @@ export type { SshConnection } from "./host-script";
 export { registerRouter, routerFor, type Router, type RouterSettings } from "./routers";
 export { sglangWorkerProvider, SglangRouterWorker } from "./routers/sglang/worker";
 export { buildStack, readStackConfig } from "./stack";
+/** @deprecated The name of `buildStack` before 0.2: kept so embedding programs keep working. */
+export { buildStack as fromStackConfig } from "./stack";

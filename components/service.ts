@@ -6,6 +6,7 @@ import { serverBlockFile, tlsPaths } from "./host-files/server-block";
 import { hostStep, HostScript } from "./host-script";
 import { nginxReload, systemdUnitSteps } from "./host-script/steps";
 import { resolveEnv } from "./env";
+import { readKeyFiles } from "./keys";
 import { servicePaths, servicePorts, workerUrl, type ServicePorts } from "./naming";
 import { Replica } from "./replica";
 
@@ -33,7 +34,12 @@ export class Service extends pulumi.ComponentResource {
     constructor(name: string, args: ServiceArgs, opts: pulumi.ComponentResourceOptions = {}) {
         super(serviceType, name, {}, opts);
         const { gateway, tokens: tokenArgs, ...settingsArgs } = args;
-        const settings = parseServiceSettings(name, settingsArgs, gateway.settings);
+        const parsed = parseServiceSettings(name, settingsArgs, gateway.settings);
+        // Replica hosts may name their key by file, as the stack config may: read before any child exists.
+        const { value: settings, problems: keyProblems } = readKeyFiles(parsed, "");
+        if (keyProblems.length > 0) {
+            throw new ConfigError(keyProblems.map((p) => `Service ${name}: ${p}`));
+        }
         const tokens = parseOrThrow(tokensSchema, tokenArgs ?? [], { label: `Service ${name}`, at: ["tokens"] });
         if (settings.auth && Array.isArray(tokens) && tokens.length === 0) {
             throw new ConfigError([`Service ${name}: tokens: expected at least one bearer token while auth is on; set auth: false for an open endpoint`]);
@@ -58,6 +64,7 @@ export class Service extends pulumi.ComponentResource {
                     allow: router?.inferencePaths,
                     internalResponseHeaders: router && routerSettings ? router.internalResponseHeaders(routerSettings.version) : [],
                     noWorkerAnswer: router && routerSettings ? router.noWorkerAnswer(routerSettings.version) : undefined,
+                    servedModel: settings.model,
                     rateLimits: settings.rateLimits,
                     tls: gateway.tls ? tlsPaths : undefined,
                 }),

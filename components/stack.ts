@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, parseStackConfig, type GatewayArgs, type StackConfig } from "./config";
 import { resolveEnv } from "./env";
 import { Gateway } from "./gateway";
-import { readKeyFile } from "./keys";
+import { readKeyFiles } from "./keys";
 import { Service } from "./service";
 
 /**
@@ -31,25 +31,13 @@ export function readStackConfig(): Record<string, unknown> {
 
 /** Key files named by privateKeyPath, read now: a missing file stops the run before any resource. */
 function withKeysRead(config: StackConfig): StackConfig {
-    const problems: string[] = [];
-    const read = <T extends { privateKey?: pulumi.Input<string>; privateKeyPath?: string }>(holder: T, where: string): T => {
-        if (holder.privateKeyPath === undefined) {
-            return holder;
-        }
-        const { privateKeyPath, ...rest } = holder;
-        try {
-            return { ...rest, privateKey: readKeyFile(privateKeyPath, `${where}.privateKeyPath`) } as T;
-        } catch (err) {
-            problems.push(...(err instanceof ConfigError ? err.problems : [String(err)]));
-            return holder;
-        }
-    };
-    const gateway = read(config.gateway, "gateway");
-    const services = config.services.map((s, i) => (s.hosts ? { ...s, hosts: s.hosts.map((h, j) => read(h, `services[${i}].hosts[${j}]`)) } : s));
+    const gateway = readKeyFiles(config.gateway, "gateway");
+    const services = config.services.map((s, i) => readKeyFiles(s, `services[${i}]`));
+    const problems = [...gateway.problems, ...services.flatMap((s) => s.problems)];
     if (problems.length > 0) {
         throw new ConfigError(problems);
     }
-    return { ...config, gateway, services };
+    return { ...config, gateway: gateway.value, services: services.map((s) => s.value) };
 }
 
 /** Keys and certificates the stack config holds become secrets before they reach any resource. */

@@ -218,6 +218,12 @@ export const awsBackend: Backend<AwsGatewayArgs, AwsPlacementArgs> = {
     },
     gatewayProblems(gateway) {
         const problems: Problem[] = [];
+        // Without a subnet EC2 picks one of the default VPC's: security groups in another VPC would not fit it.
+        for (const key of ["vpcId", "replicaSubnetId"] as const) {
+            if (gateway[key] !== undefined && gateway.subnetId === undefined) {
+                problems.push({ path: [key], message: `${key} needs subnetId too: without it EC2 puts the instances in a subnet of the default VPC` });
+            }
+        }
         if (typeof gateway.instanceType === "string" && !architectureOf(gateway.instanceType)) {
             problems.push({ path: ["instanceType"], message: "expected an EC2 instance type such as t3.small or t4g.small" });
         }

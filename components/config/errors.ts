@@ -58,11 +58,11 @@ function locate(input: unknown, path: PathPart[], aliases: KeyAliases): { writte
     return { written, found, value: found ? current : undefined };
 }
 
-function describeValue(located: { written: PathPart[]; found: boolean; value?: unknown }): string {
+function describeValue(located: { written: PathPart[]; found: boolean; value?: unknown }, at: PathPart[]): string {
     if (!located.found || located.value === undefined) {
         return "missing";
     }
-    if (located.written.some((p) => typeof p === "string" && secretKeys.has(p))) {
+    if ([...at, ...located.written].some((p) => typeof p === "string" && secretKeys.has(p))) {
         return "got a secret value";
     }
     if (isOutputLike(located.value)) {
@@ -111,7 +111,7 @@ export function formatIssues(issues: (ZodIssue | Problem)[], input: unknown, opt
         const path = zodIssue.code === "invalid_union_discriminator" && issue.path.length === 0 ? ["backend"] : issue.path;
         const located = locate(input, path, aliases);
         const where = formatPath([...at, ...located.written]);
-        lines.push(issue.message === "Required" ? `${where}: required but missing` : `${where}: ${issue.message} (${describeValue(located)})`);
+        lines.push(issue.message === "Required" ? `${where}: required but missing` : `${where}: ${issue.message} (${describeValue(located, at)})`);
     }
     return [...new Set(lines)];
 }

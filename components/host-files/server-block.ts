@@ -91,11 +91,21 @@ export interface ServerBlockInput {
     internalResponseHeaders?: readonly string[];
     /** The router's answer for "no worker", turned into the gateway's 503. */
     noWorkerAnswer?: NoWorkerAnswer;
+    /** The model the service serves, named in that 503 (a router answers it too for a request naming another model). */
+    servedModel?: string;
     /** Longest a request may take, streaming included. */
     readTimeoutSeconds?: number;
     /** Public ports; default 80 and 443. */
     httpPort?: number;
     httpsPort?: number;
+}
+
+/** The 503 body for a router's "no worker for this model": either cause, and the model this service serves. */
+function noWorkerMessage(service: string, model: string | undefined): string {
+    // Shown inside an nginx string: `$` would start a variable, so only plain characters of the name.
+    const served = model ? ` model '${model.replace(/[^A-Za-z0-9._/:@+-]/g, "?")}'` : "";
+    const message = `service ${service} has no replica ready to serve${served} (scaled to zero, starting, or unhealthy), or the request names another model`;
+    return `${JSON.stringify({ error: { message, type: "service_unavailable", code: 503 } })}\n`;
 }
 
 /** The case-sensitive nginx regex (a `map` key) that accepts exactly this bearer token. */
@@ -126,6 +136,7 @@ export function serverBlockText(input: ServerBlockInput): string {
         tls: input.tls ?? false,
         hideHeaders: [...corsResponseHeaders, ...(input.internalResponseHeaders ?? [])],
         noWorkerAnswer: input.noWorkerAnswer ? { ...input.noWorkerAnswer, variable: headerVariable(input.noWorkerAnswer.header, "$upstream_http_") } : false,
+        noWorkerMessage: noWorkerMessage(input.service, input.servedModel),
         readTimeoutSeconds: input.readTimeoutSeconds ?? 3600,
         httpPort: input.httpPort ?? 80,
         httpsPort: input.httpsPort ?? 443,

@@ -91,6 +91,13 @@ function scalingSuite(version: string | undefined, whole: boolean) {
             await project.up();
             assert.deepStrictEqual(await answeringWorkers(4), ["sgw-r1-replica-0", "sgw-r2-replica-1"]);
             assert.strictEqual((await chat({ withToken: false })).status, 401);
+            // Nothing of the router's internals reaches a client, streamed or not.
+            for (const stream of [false, true]) {
+                const answer = await chat({ stream });
+                assert.strictEqual(answer.status, 200);
+                const leaked = (answer.headerNames ?? []).filter((h) => h.startsWith("x-smg-") || h.startsWith("access-control-"));
+                assert.deepStrictEqual(leaked, [], `stream=${stream}`);
+            }
         });
 
         it("2→3: the preview creates only replica 2; up makes exactly one POST /workers, no restart, ids kept", async () => {

@@ -15,6 +15,8 @@ export interface Answer {
     body: string;
     worker?: string;
     seconds?: number;
+    /** Response header names, lowercase. */
+    headerNames?: string[];
 }
 
 /** A chat completion through the gateway's public listener, with the service's Host header. */
@@ -50,6 +52,7 @@ export function chat(options: { stream?: boolean; withToken?: boolean; tokens?: 
                     body: text,
                     worker: res.headers["x-fake-worker"] as string | undefined,
                     seconds: (Date.now() - started) / 1000,
+                    headerNames: Object.keys(res.headers),
                 });
                 res.on("end", () => resolve(answer()));
                 // A response cut mid-way ends without "end": report it as a cut, never hang.

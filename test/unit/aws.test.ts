@@ -155,6 +155,16 @@ describe("aws backend (AWS-like mocks)", () => {
         assert.strictEqual(instance(mocks, "chat-replica-0").subnetId, "subnet-private");
     });
 
+    it("vpcId or replicaSubnetId without subnetId is a config error: EC2 would put the instances in the default VPC", () => {
+        const { parseStackConfig } = require("../../components") as typeof import("../../components");
+        assert.throws(() => parseStackConfig(awsStack(1, { gateway: { vpcId: "vpc-mine" } })), /gateway\.vpcId: vpcId needs subnetId too/);
+        assert.throws(
+            () => parseStackConfig(awsStack(1, { gateway: { replicaSubnetId: "subnet-p" } })),
+            /gateway\.replicaSubnetId: replicaSubnetId needs subnetId too/,
+        );
+        parseStackConfig(awsStack(1, { gateway: { vpcId: "vpc-mine", subnetId: "subnet-a" } }));
+    });
+
     it("SSH to the gateway from sshSourceCidrs only; HTTP(S) from anywhere", async () => {
         const mocks = await build(awsStack(0, { gateway: { sshSourceCidrs: ["198.51.100.0/24"] } }));
         const group = mocks.ofType("aws:ec2/securityGroup:SecurityGroup").find((g) => g.name === "gw-gateway");

@@ -260,6 +260,24 @@ describe("config validation", () => {
         assert.ok(key && !key.includes("12345"), key);
     });
 
+    it("component args: a bad token is named by its path, and never echoed", () => {
+        pulumi.runtime.setMocks(new RecordingMocks(), "sglang-gateway", "test", false);
+        const { Gateway, Service } = require("../../components") as typeof import("../../components");
+        const gateway = new Gateway("gw", { backend: "ssh", host: "10.0.0.2", domain: "example.com", privateKey: "k", router: "sglang" });
+        assert.throws(
+            () =>
+                new Service("chat", {
+                    gateway,
+                    port: 8000,
+                    model: "m",
+                    commands: ["serve"],
+                    tokens: ["sk-live SECRET-VALUE-123"],
+                    hosts: [{ host: "10.0.0.3" }],
+                }),
+            (err: Error) => /Service chat: tokens\[0\]: expected a bearer token/.test(err.message) && !err.message.includes("SECRET-VALUE"),
+        );
+    });
+
     it("a bare env name takes its value from the environment of pulumi up", () => {
         assert.deepStrictEqual(resolveEnv(["HF_TOKEN", "MODEL_ID=m"], { HF_TOKEN: "hf_x" }, "env"), { HF_TOKEN: "hf_x", MODEL_ID: "m" });
         assert.throws(() => resolveEnv(["HF_TOKEN"], {}, "services[0].env"), /services\[0\]\.env\[0\]: HF_TOKEN has no value here/);

@@ -147,4 +147,40 @@ describe("resource graph (mocks)", () => {
             [8000, 8000, 8001],
         );
     });
+
+    it("component args: a replica host's key may be a file, as in the stack config; the process logs in with it", async () => {
+        const fs = require("fs") as typeof import("fs");
+        const os = require("os") as typeof import("os");
+        const path = require("path") as typeof import("path");
+        const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "sgw-hostkey-")), "id");
+        fs.writeFileSync(file, "HOST KEY FROM A FILE\n");
+        const mocks = new AwsMocks();
+        pulumi.runtime.setMocks(mocks, "sglang-gateway", "test", false);
+        const { Gateway, Service } = require("../../components") as typeof import("../../components");
+        const gateway = new Gateway("gw", { backend: "ssh", host: "10.0.0.2", domain: "example.com", privateKey: "GATEWAY KEY", router: "sglang" });
+        new Service("chat", {
+            gateway,
+            port: 8000,
+            model: "m",
+            commands: ["serve"],
+            replicas: 1,
+            tokens: ["tok-0123456789"],
+            hosts: [{ host: "10.0.0.3", privateKeyPath: file }],
+        });
+        await settle();
+        const process = mocks.named("chat-replica-0-process").inputs.connection as { privateKey: string };
+        assert.strictEqual(process.privateKey, "HOST KEY FROM A FILE\n");
+        assert.throws(
+            () =>
+                new Service("other", {
+                    gateway,
+                    port: 8000,
+                    model: "m",
+                    commands: ["serve"],
+                    tokens: ["tok-0123456789"],
+                    hosts: [{ host: "10.0.0.3", privateKeyPath: "/nonexistent/key" }],
+                }),
+            /Service other: hosts\[0\]\.privateKeyPath: cannot read \/nonexistent\/key/,
+        );
+    });
 });

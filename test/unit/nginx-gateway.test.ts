@@ -219,11 +219,16 @@ describe("service block under the real nginx", function () {
         const { nginx, port } = await serve({
             noWorkerAnswer: sglangRouter.noWorkerAnswer("1.13.0"),
             internalResponseHeaders: sglangRouter.internalResponseHeaders("1.13.0"),
+            servedModel: "fake-model",
         });
         try {
             const none = await request(port, "/v1/chat/completions", { token, method: "POST", body: "{}", answer: "no-worker" });
             assert.strictEqual(none.status, 503);
-            assert.match(none.body, /service chat has no replica ready to serve/);
+            // smg answers the same for a request naming another model: the message says both, and what is served.
+            assert.strictEqual(
+                JSON.parse(none.body).error.message,
+                "service chat has no replica ready to serve model 'fake-model' (scaled to zero, starting, or unhealthy), or the request names another model",
+            );
             assert.strictEqual(none.headers["x-smg-error-code"], undefined);
             const other = await request(port, "/v1/chat/completions", { token, method: "POST", body: "{}", answer: "not-here" });
             assert.strictEqual(other.status, 404);

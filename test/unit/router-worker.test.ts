@@ -138,6 +138,15 @@ describe("RouterWorker provider (sglang, 0.3.x /workers API)", () => {
         assert.deepStrictEqual([slower.changes, slower.replaces], [true, []]);
     });
 
+    it("diff: a new gateway instance behind the same address (aws hostId) re-registers, cleaning first", async () => {
+        const gateway = { host: "203.0.113.10", port: 22, user: "ubuntu", privateKey: "k" };
+        const olds = { ...inputs("http://x"), adminBaseUrl: undefined, gateway: { ...gateway, hostId: "i-old" }, routerWorkerId: "id" } as SglangWorkerOutputs;
+        const replaced = await provider.diff("id", olds, { ...olds, gateway: { ...gateway, hostId: "i-new" } });
+        assert.deepStrictEqual([replaced.changes, replaced.replaces, replaced.deleteBeforeReplace], [true, ["gateway"], true]);
+        const same = await provider.diff("id", olds, { ...olds });
+        assert.strictEqual(same.changes, false);
+    });
+
     it("survives serialization: the provider round-trips through serializeFunction", async () => {
         const serialized = await pulumi.runtime.serializeFunction(() => sglangWorkerProvider, { isFactoryFunction: true });
         assert.ok(serialized.text.length < 200_000, `serialized provider is ${serialized.text.length} characters`);

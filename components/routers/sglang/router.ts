@@ -4,7 +4,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { gatewayPaths, routerInstallDir, routerPaths, unitFile } from "../../naming";
 import { render, shellQuote, templateFile } from "../../templates";
 import type { Router, RouterLaunch, RouterLaunchOptions, RouterSettings, RouterWorkerArgs } from "../types";
-import { generationOf, smg1, supportedVersions, type SglangGeneration } from "./generations";
+import { generationOf, generations, smg1, supportedVersions, type SglangGeneration } from "./generations";
 import { sglangWorkersDir } from "./paths";
 import { SglangRouterWorker } from "./worker";
 
@@ -70,7 +70,8 @@ export const sglangRouter: Router = {
         return policies.includes(policy) ? undefined : `expected one of ${policies.join(", ")} (${packageName} ${version})`;
     },
 
-    internalResponseHeaders: (version) => generation(version).internalResponseHeaders,
+    // Every generation's: during an upgrade or a downgrade the old router still answers after the new block is in place.
+    internalResponseHeaders: () => [...new Set(generations.flatMap((g) => g.internalResponseHeaders))],
     noWorkerAnswer: (version) => generation(version).noWorkerAnswer,
 
     // The inference API only: smg serves control-plane and storage routes under /v1/ too

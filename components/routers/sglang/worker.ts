@@ -119,10 +119,15 @@ async function addOrAdopt(session: AdminSession, inputs: SglangWorkerInputs, dea
             if (code !== "WORKER_ALREADY_EXISTS") {
                 throw new Error(`router POST /workers for ${inputs.workerUrl} answered ${answer.status}: ${answer.text.slice(0, 300)}`);
             }
-            // Exists: listed by the next GET, or draining (then waited out).
+            // Exists but not listed as ready: being added (adopt its id: a failed job then ends the wait),
+            // or draining (then waited out by the next round).
+            const existing = idInConflict(answer.text);
+            if (existing && !drainingByUrl(await listWorkers(session), inputs.workerUrl)) {
+                return { pendingId: existing };
+            }
         }
         if (Date.now() >= deadline) {
-            throw new Error(`router still lists worker ${inputs.workerUrl} as draining after ${inputs.readinessTimeoutSeconds} s`);
+            throw new Error(`router kept worker ${inputs.workerUrl} draining (or refused to add it again) for ${inputs.readinessTimeoutSeconds} s`);
         }
         await sleep(Math.min(inputs.pollIntervalMs ?? 500, 250));
     }
@@ -194,11 +199,15 @@ export const sglangWorkerProvider: pulumi.dynamic.ResourceProvider = {
     },
 
     async diff(_id: string, olds: SglangWorkerOutputs, news: SglangWorkerInputs) {
-        const replaces = (["workerUrl", "workerType"] as const).filter((k) => olds[k] !== news[k]);
+        const replaces: string[] = (["workerUrl", "workerType"] as const).filter((k) => olds[k] !== news[k]);
+        if (olds.gateway?.hostId !== news.gateway?.hostId) {
+            replaces.push("gateway");
+        }
         const watched = ["workerUrl", "workerType", "routerPort", "workersDir", "readinessTimeoutSeconds", "adminBaseUrl", "gateway"] as const;
         const changes = watched.some((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]));
-        // Create the new registration before the old one leaves, so the router is never without it.
-        return { changes, replaces, deleteBeforeReplace: false };
+        // Create the new registration before the old one leaves, so the router is never without it; but a
+        // new gateway instance behind the same address never had the old one: clean first, then register.
+        return { changes, replaces, deleteBeforeReplace: replaces.includes("gateway") };
     },
 
     async update(_id: string, olds: SglangWorkerOutputs, news: SglangWorkerInputs) {
@@ -227,6 +236,8 @@ export class SglangRouterWorker extends pulumi.dynamic.Resource implements Route
             port: g.port ?? 22,
             user: g.user ?? "root",
             privateKey: g.privateKey,
+            // A replaced gateway instance (same address) starts with no registrations: register again.
+            ...(g.hostId === undefined ? {} : { hostId: g.hostId }),
         }));
         super(
             sglangWorkerProvider,
