@@ -1,28 +1,10 @@
 // A plain gateway (no router) on sandbox hosts: nginx straight to the replicas' tunnels. Requests
 // spread over the replicas, a scale-down lets open streams finish, and destroy cleans the hosts.
 import * as assert from "assert";
-import { answeringWorkers, assertNothingLost, chat, fakeWorkerCommand, token, whileStreaming } from "../helpers/gateway-client";
+import { answeringWorkers, assertNothingLost, chat, whileStreaming } from "../helpers/gateway-client";
 import type { PulumiProject } from "../helpers/pulumi-cli";
-import { onFreshSandbox, onHost, sandboxState } from "../helpers/sandbox";
-
-function plainStack(replicas: number) {
-    const state = sandboxState();
-    return {
-        gateway: { type: "gateway", name: "plain", backend: "ssh", host: state.hosts.gw.address, privateKeyPath: state.privateKeyPath, domain: "sandbox.test" },
-        services: [
-            {
-                type: "service",
-                name: "chat",
-                port: 8000,
-                model: "fake-model",
-                commands: [fakeWorkerCommand],
-                replicas,
-                hosts: [{ host: state.hosts.r1.address }, { host: state.hosts.r2.address }],
-            },
-        ],
-        tokens: { chat: [token] },
-    };
-}
+import { onFreshSandbox, onHost } from "../helpers/sandbox";
+import { sandboxStack } from "../helpers/sandbox-stacks";
 
 describe("e2e: a plain gateway without a router", function () {
     this.timeout(900000);
@@ -31,7 +13,7 @@ describe("e2e: a plain gateway without a router", function () {
     beforeEach(() => (project = stack()));
 
     it("serves with 2 replicas through nginx alone: no router, no bridges", async () => {
-        project.setConfig(plainStack(2));
+        project.setConfig(sandboxStack({ gateway: "plain", router: "none", replicas: 2 }));
         await project.up();
         assert.deepStrictEqual(await answeringWorkers(6), ["sgw-r1-replica-0", "sgw-r2-replica-1"]);
         assert.strictEqual((await chat({ withToken: false })).status, 401);
@@ -43,7 +25,7 @@ describe("e2e: a plain gateway without a router", function () {
     });
 
     it("2→1: streams open on the removed replica finish; no request fails", async () => {
-        project.setConfig(plainStack(1));
+        project.setConfig(sandboxStack({ gateway: "plain", router: "none", replicas: 1 }));
         const result = await whileStreaming(4, () => project.up());
         assertNothingLost(result);
         assert.ok(

@@ -4,37 +4,10 @@
 // fail only in the router's restart gap: measured and reported.
 import * as assert from "assert";
 import type { PulumiProject } from "../helpers/pulumi-cli";
-import { onFreshSandbox, onHost, sandboxState } from "../helpers/sandbox";
-import { answeringWorkers, fakeWorkerCommand, token, underLoad } from "../helpers/gateway-client";
+import { onFreshSandbox, onHost } from "../helpers/sandbox";
+import { sandboxStack } from "../helpers/sandbox-stacks";
+import { answeringWorkers, underLoad } from "../helpers/gateway-client";
 import { pids, workers } from "../helpers/gateway-router";
-
-function stackConfig(version?: string) {
-    const state = sandboxState();
-    return {
-        gateway: {
-            type: "gateway",
-            name: "upgrade",
-            backend: "ssh",
-            host: state.hosts.gw.address,
-            privateKeyPath: state.privateKeyPath,
-            domain: "sandbox.test",
-            router: { type: "sglang", policy: "round_robin", indexUrl: state.indexUrl, ...(version ? { version } : {}) },
-        },
-        services: [
-            {
-                type: "service",
-                name: "chat",
-                port: 8000,
-                model: "fake-model",
-                commands: [fakeWorkerCommand],
-                replicas: 2,
-                readinessTimeoutSeconds: 60,
-                hosts: [{ host: state.hosts.r1.address }, { host: state.hosts.r2.address }],
-            },
-        ],
-        tokens: { chat: [token] },
-    };
-}
 
 describe("e2e: upgrading the router from sglang-router 0.3.2 to smg under load", function () {
     this.timeout(900000);
@@ -43,14 +16,14 @@ describe("e2e: upgrading the router from sglang-router 0.3.2 to smg under load",
     beforeEach(() => (project = stack()));
 
     it("runs on 0.3.2 first", async () => {
-        project.setConfig(stackConfig("0.3.2"));
+        project.setConfig(sandboxStack({ gateway: "upgrade", replicas: 2, router: { version: "0.3.2" } }));
         await project.up();
         assert.deepStrictEqual(await answeringWorkers(4), ["sgw-r1-replica-0", "sgw-r2-replica-1"]);
         assert.strictEqual((await onHost("gw", "ps -eo comm | grep -c 'sglang::router' || true")).trim(), "1");
     });
 
     it("the preview changes the install and the service's router and server block, nothing per replica", async () => {
-        project.setConfig(stackConfig());
+        project.setConfig(sandboxStack({ gateway: "upgrade", replicas: 2 }));
         const steps = (await project.previewSteps()).filter((s) => s.op !== "same").map((s) => `${s.op} ${s.urn.split("::").pop()}`);
         assert.deepStrictEqual(steps.sort(), ["update chat-router", "update chat-server", "update upgrade-setup"]);
     });

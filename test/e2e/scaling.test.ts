@@ -11,36 +11,9 @@ import * as os from "os";
 import * as path from "path";
 import type { PulumiProject } from "../helpers/pulumi-cli";
 import { onFreshSandbox, onHost, sandboxState } from "../helpers/sandbox";
+import { sandboxStack } from "../helpers/sandbox-stacks";
 import { adminCalls, pids, routerUnit, workers } from "../helpers/gateway-router";
-import { answeringWorkers, assertNothingLost, chat, fakeWorkerCommand, serviceHost, token, underLoad, whileStreaming } from "../helpers/gateway-client";
-
-function stackConfigOf(replicas: number, version?: string) {
-    const state = sandboxState();
-    return {
-        gateway: {
-            type: "gateway",
-            name: "e2e",
-            backend: "ssh",
-            host: state.hosts.gw.address,
-            privateKeyPath: state.privateKeyPath,
-            domain: "sandbox.test",
-            router: { type: "sglang", policy: "round_robin", indexUrl: state.indexUrl, ...(version ? { version } : {}) },
-        },
-        services: [
-            {
-                type: "service",
-                name: "chat",
-                port: 8000,
-                model: "fake-model",
-                commands: [fakeWorkerCommand],
-                replicas,
-                readinessTimeoutSeconds: 60,
-                hosts: [{ host: state.hosts.r1.address }, { host: state.hosts.r2.address }],
-            },
-        ],
-        tokens: { chat: [token] },
-    };
-}
+import { answeringWorkers, assertNothingLost, chat, serviceHost, token, underLoad, whileStreaming } from "../helpers/gateway-client";
 
 /** A self-signed certificate for `*.<domain>`, as a user would bring one. */
 function selfSignedWildcard(domain: string): { certificate: string; privateKey: string } {
@@ -76,7 +49,7 @@ function selfSignedWildcard(domain: string): { certificate: string; privateKey: 
 const replicaUrn = (i: number) => new RegExp(`::chat-replica-${i}(-(process|tunnel|bridge|worker))?$`);
 
 function scalingSuite(version: string | undefined, whole: boolean) {
-    const stackConfig = (replicas: number) => stackConfigOf(replicas, version);
+    const stackConfig = (replicas: number) => sandboxStack({ gateway: "e2e", replicas, router: { version } });
     // The shorter suite leaves these out (not skipped: they are the default router's).
     const wholeOnly = (title: string, test: () => Promise<void>) => whole && it(title, test);
     const label = version ?? "the default router (smg)";
