@@ -5,7 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import type { Problem } from "../config/errors";
-import { nonEmpty, orOutput } from "../config/fields";
+import { loginUser, nonEmpty, orOutput } from "../config/fields";
 import type { ResolvedSshConnection } from "../host-script";
 import { acceleratorOf, architectureOf, gpuImage, replicaTypeProblem, ubuntuImage, type AmiQuery } from "./aws/images";
 import { keyPairProblem, publicKeyOf } from "./aws/keys";
@@ -201,7 +201,7 @@ export const awsBackend: Backend<AwsGatewayArgs, AwsPlacementArgs> = {
         replicaSubnetId: orOutput(nonEmpty).optional(),
         zoneId: orOutput(nonEmpty).optional(),
         ami: orOutput(nonEmpty).optional(),
-        user: orOutput(nonEmpty.default("ubuntu")),
+        user: orOutput(loginUser.default("ubuntu")),
         rootVolumeGiB: volumeGiB(8).default(awsDefaults.gatewayRootVolumeGiB),
         sshSourceCidrs: z
             .array(orOutput(ipv4Cidr), { invalid_type_error: "expected a list of IPv4 CIDRs" })

@@ -1,7 +1,7 @@
 // The ssh backend: an existing gateway host, and existing replica hosts, reached over SSH.
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { host, keySourceFields, nonEmpty, orOutput, port } from "../config/fields";
+import { host, keySourceFields, loginUser, orOutput, port } from "../config/fields";
 import type { ResolvedSshConnection } from "../host-script";
 import { replicaPortOffset } from "../naming";
 import type { Backend, ReplicaHost, ReplicaHostRequest } from "./types";
@@ -39,7 +39,7 @@ const sshHost = z
     .object({
         host: orOutput(host),
         port: orOutput(port.default(22)),
-        user: orOutput(nonEmpty.default("root")),
+        user: orOutput(loginUser.default("root")),
         ...keySourceFields,
     })
     .strict();
@@ -48,7 +48,7 @@ export const sshBackend: Backend<SshGatewayArgs, SshPlacementArgs> = {
     gatewayFields: {
         host: orOutput(host),
         port: orOutput(port.default(22)),
-        user: orOutput(nonEmpty.default("root")),
+        user: orOutput(loginUser.default("root")),
     },
     placementFields: {
         hosts: z.array(sshHost, { invalid_type_error: "expected a list of {host, port, user, privateKey}" }).min(1, "expected at least one host").optional(),

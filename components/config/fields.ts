@@ -28,6 +28,19 @@ export const httpUrl = z
     .string({ invalid_type_error: "expected a URL" })
     .url("expected an http(s) URL")
     .regex(/^https?:\/\//, { message: "expected an http(s) URL" });
+/* eslint-disable no-control-regex -- these patterns exist to find control characters */
+/** Free text that lands in files on hosts (a unit's comment, an env file): one line, no control characters. */
+export const oneLine = nonEmpty.regex(/^[^\x00-\x1f\x7f]+$/, { message: "expected one line of text without control characters" });
+/** A container image reference: no whitespace or control characters. */
+export const imageName = nonEmpty.regex(/^[^\s\x00-\x1f\x7f]+$/, { message: "expected a container image reference without spaces or control characters" });
+/** A login name on a host: it lands in SSH command lines and systemd units. */
+export const loginUser = z
+    .string({ invalid_type_error: "expected a login name" })
+    .regex(/^[a-z_][a-z0-9_-]{0,31}$/, { message: "expected a login name: up to 32 lowercase letters, digits, '_' or '-', not starting with a digit or '-'" });
+/** Text passed through verbatim (shell commands, env values): anything but a NUL byte, which no file or argument can hold. */
+export const noNul = z.string({ invalid_type_error: "expected a string" }).regex(/^[^\x00]*$/, { message: "expected text without NUL bytes" });
+/* eslint-enable no-control-regex */
+
 export const token = z.string({ invalid_type_error: "expected a token string" }).regex(/^[A-Za-z0-9._~+/=-]{8,512}$/, {
     message: "expected a bearer token of 8-512 characters from A-Z a-z 0-9 . _ ~ + / = -",
 });

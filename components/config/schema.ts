@@ -6,7 +6,7 @@ import { backends, type BackendGatewayArgs, type BackendPlacementArgs } from "..
 import { maxReplicas, portSlots } from "../naming";
 import { routerFor, routerTypes, type RouterSettings } from "../routers";
 import type { KeyAliases } from "./errors";
-import { dnsLabel, domain, exactVersion, httpUrl, keySourceFields, nonEmpty, orOutput, port, token } from "./fields";
+import { dnsLabel, domain, exactVersion, httpUrl, imageName, keySourceFields, noNul, nonEmpty, oneLine, orOutput, port, token } from "./fields";
 
 /** Old spellings still accepted: `rate_limits` was the documented key before `rateLimits`. */
 export const keyAliases: KeyAliases = { rateLimits: "rate_limits" };
@@ -147,7 +147,7 @@ export type RateLimit = Required<RateLimitArgs>;
 
 const envList = z.union(
     [
-        z.record(z.string().regex(envNamePattern, { message: "expected an environment variable name" }), orOutput(z.string())),
+        z.record(z.string().regex(envNamePattern, { message: "expected an environment variable name" }), orOutput(noNul)),
         z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(=.*)?$/s, { message: "expected NAME or NAME=VALUE" })),
     ],
     { errorMap: () => ({ message: "expected a map of NAME: VALUE or a list of NAME=VALUE / NAME" }) },
@@ -159,9 +159,9 @@ const slotRange = `expected a slot from 0 to ${portSlots - 1}`;
 
 const serviceCommon = {
     port,
-    model: nonEmpty,
-    commands: z.array(nonEmpty, { invalid_type_error: "expected a list of shell commands" }).optional(),
-    image: nonEmpty.optional(),
+    model: oneLine,
+    commands: z.array(noNul.min(1, "expected a non-empty string"), { invalid_type_error: "expected a list of shell commands" }).optional(),
+    image: imageName.optional(),
     env: envList.optional(),
     replicas: z.number({ invalid_type_error: wholeReplicas }).int(wholeReplicas).min(0, wholeReplicas).max(maxReplicas, wholeReplicas).default(1),
     auth: z.boolean({ invalid_type_error: "expected true or false" }).default(true),

@@ -108,9 +108,12 @@ function noWorkerMessage(service: string, model: string | undefined): string {
     return `${JSON.stringify({ error: { message, type: "service_unavailable", code: 503 } })}\n`;
 }
 
-/** The case-sensitive nginx regex (a `map` key) that accepts exactly this bearer token. */
+/**
+ * The nginx regex (a `map` key) that accepts exactly this bearer token: the token case-sensitive, the
+ * scheme in any case and followed by one or more spaces (RFC 7235).
+ */
 export function tokenPattern(token: string): string {
-    return `~^Bearer ${token.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`;
+    return `~^[Bb][Ee][Aa][Rr][Ee][Rr] +${token.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`;
 }
 
 /** The nginx text of a service: `http` context (zones, token map, upstream) and its server block. */

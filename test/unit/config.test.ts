@@ -135,6 +135,18 @@ const catalog: Case[] = [
         /braces or ';'/,
     ],
     ["rateLimits (documented spelling) checked alike", (s) => (svc(s).rateLimits = [{ rps: 0 }]), "services[0].rateLimits[0].rps", /rps > 0/],
+    // Nothing can break out of the file it is written into.
+    [
+        "a model with a newline (a unit comment would become a directive)",
+        (s) => (svc(s).model = "m\nExecStartPre=/bin/sh -c id"),
+        "services[0].model",
+        /one line of text without control characters/,
+    ],
+    ["an image with a space", (s) => (svc(s).image = "img --privileged"), "services[0].image", /without spaces or control characters/],
+    ["a login user with a space", (s) => (gw(s).user = "root -oProxyCommand=x"), "gateway.user", /login name/],
+    ["a replica host's user with a newline", (s) => (svc(s).hosts = [{ host: "10.0.0.3", user: "ops\nx" }]), "services[0].hosts[0].user", /login name/],
+    ["an env value with a NUL byte", (s) => (svc(s).env = { A: "x\u0000y" }), "services[0].env.A", /without NUL bytes/],
+    ["a command with a NUL byte", (s) => (svc(s).commands = ["echo \u0000"]), "services[0].commands[0]", /without NUL bytes/],
     // Cross-field checks (config/checks.ts), one case each.
     [
         "a router version this library does not install",

@@ -18,7 +18,7 @@ interface Answer {
 function request(
     port: number,
     path: string,
-    options: { token?: string; method?: string; body?: string; host?: string; answer?: string } = {},
+    options: { token?: string; authorization?: string; method?: string; body?: string; host?: string; answer?: string } = {},
 ): Promise<Answer> {
     return new Promise((resolve, reject) => {
         const req = http.request(
@@ -30,6 +30,7 @@ function request(
                 headers: {
                     host: options.host ?? "chat.example.com",
                     ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+                    ...(options.authorization ? { authorization: options.authorization } : {}),
                     ...(options.answer ? { "x-test-answer": options.answer } : {}),
                     "content-type": "application/json",
                 },
@@ -200,6 +201,20 @@ describe("service block under the real nginx", function () {
             assert.match(answer.body, /no replica ready/);
         } finally {
             await empty.nginx.stop();
+        }
+    });
+
+    it("the Bearer scheme in any case (RFC 7235); nginx never tells its version", async () => {
+        const { nginx, port } = await serve({});
+        try {
+            for (const authorization of [`bearer ${token}`, `BEARER ${token}`, `Bearer  ${token}`]) {
+                assert.strictEqual((await request(port, "/v1/models", { authorization })).status, 200, authorization);
+            }
+            assert.strictEqual((await request(port, "/v1/models", { authorization: `Basic ${token}` })).status, 401);
+            assert.strictEqual((await request(port, "/v1/models", { token })).headers.server, "nginx");
+            assert.strictEqual((await request(port, "/workers", { token })).headers.server, "nginx");
+        } finally {
+            await nginx.stop();
         }
     });
 

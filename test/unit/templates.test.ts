@@ -61,7 +61,7 @@ describe("nginx templates (real nginx -t)", () => {
         nginxTest({ services: { "chat.conf": text } });
         assert.match(text, /limit_req_zone \$http_authorization zone=sgw_chat_0:10m rate=4r\/s;/);
         assert.match(text, /limit_req_zone \$binary_remote_addr zone=sgw_chat_1:10m rate=30r\/m;/);
-        assert.match(text, /'~\^Bearer tok-aaaaaaaa\$' 1;/);
+        assert.match(text, /'~\^\[Bb\]\[Ee\]\[Aa\]\[Rr\]\[Ee\]\[Rr\] \+tok-aaaaaaaa\$' 1;/);
         assert.match(text, /location \/ \{\s+return 403/);
         assert.match(text, /proxy_pass http:\/\/sgw_service_chat;/);
     });
@@ -147,7 +147,12 @@ describe("tokens and rate-limit keys", () => {
         }
         assert.ok(!accepts(token, `Bearer ${token}x`), "a longer token");
         assert.ok(!accepts(token, `Bearer x${token}`), "a prefixed token");
-        assert.ok(!accepts(token, `Bearer ${token.toUpperCase()}`), "case matters");
+        assert.ok(!accepts(token, `Bearer ${token.toUpperCase()}`), "the token's case matters");
+        // RFC 7235: the scheme is case-insensitive, and one or more spaces follow it.
+        for (const scheme of ["bearer", "BEARER", "BeArEr"]) assert.ok(accepts(token, `${scheme} ${token}`), scheme);
+        assert.ok(accepts(token, `Bearer   ${token}`), "several spaces");
+        assert.ok(!accepts(token, `Bearer${token}`), "no space");
+        assert.ok(!accepts(token, `Basic ${token}`), "another scheme");
     });
 
     it("a header-keyed limit uses nginx's variable for the header: lowercase, dashes as underscores", () => {
