@@ -59,6 +59,7 @@ export class Gateway extends pulumi.ComponentResource {
             {
                 connection: this.host.connection,
                 description: `gateway ${name} setup`,
+                summary: { gateway: name, router: install?.requirement ?? "none", tls: String(this.tls) },
                 write: files,
                 activate: [
                     render("scripts/gateway-packages.sh.njk", { needsPython: install !== undefined, dirs: gatewayPaths.dirs }),

@@ -74,6 +74,13 @@ export class Replica extends pulumi.ComponentResource {
             {
                 connection: host.connection,
                 description: `${service} replica ${index} process`,
+                summary: {
+                    service,
+                    replica: index,
+                    host: host.connection.host,
+                    modelServerPort: this.port,
+                    ...(settings.image ? { image: settings.image } : {}),
+                },
                 write: [
                     { ...known.runScript, content: processFiles.apply((f) => f.runScript.content) },
                     { ...known.envFile, content: hasEnv ? pulumi.secret(envContent) : envContent },
@@ -103,6 +110,7 @@ export class Replica extends pulumi.ComponentResource {
                 {
                     connection: gateway.connection,
                     description: `tunnel to ${service} replica ${index}`,
+                    summary: { service, replica: index, replicaHost: reach.host, modelServerPort: this.port, socket: paths.socket },
                     write: [
                         {
                             ...tunnelKeyFile(service, index, ""),
@@ -141,6 +149,7 @@ export class Replica extends pulumi.ComponentResource {
                 {
                     connection: gateway.connection,
                     description: `bridge for ${service} replica ${index}`,
+                    summary: { service, replica: index, bridgePort: this.bridgePort, workerUrl: workerUrl(args.slot, index), target: this.target },
                     write: [
                         {
                             ...bridgeFile({ service, index, bridgePort: this.bridgePort, target: "" }),

@@ -75,6 +75,12 @@ export class Service extends pulumi.ComponentResource {
                 {
                     connection: gateway.connection,
                     description: `nginx server block of service ${name}`,
+                    summary: {
+                        service: name,
+                        serverName: pulumi.interpolate`${name}.${gateway.domain}`,
+                        auth: String(settings.auth),
+                        rateLimits: settings.rateLimits.length,
+                    },
                     write: [{ path: servicePaths(name).serverBlock, content: settings.auth ? pulumi.secret(content) : content, mode: "0640" }],
                     activate: nginxReload.activate,
                     afterRemove: [nginxReload.afterRemove],
@@ -105,6 +111,12 @@ export class Service extends pulumi.ComponentResource {
                 {
                     connection: gateway.connection,
                     description: `router of service ${name}`,
+                    summary: {
+                        service: name,
+                        router: `${routerSettings.type} ${routerSettings.version}`,
+                        policy: settings.router?.policy ?? routerSettings.policy,
+                        routerPort: this.ports.routerPort,
+                    },
                     write: launch.files,
                     activate: [...launch.prepare, ...unit.activate, ...launch.waitReady],
                     rollBack: unit.rollBack,

@@ -4,7 +4,7 @@ import { applyScript, removeScript, type HostFile, type HostStepPhases } from ".
 import { HostScript, type SshConnection } from "./provider";
 
 export { applyScript, removeScript, type HostFile, type HostStepPhases } from "./phases";
-export { HostScript, hostScriptProvider, type HostScriptInputs, type ResolvedSshConnection, type SshConnection } from "./provider";
+export { HostScript, hostScriptProvider, type HostScriptInputs, type ResolvedSshConnection, type SshConnection, type StepSummary } from "./provider";
 
 /** A HostFile whose content may be known only at deploy time (a secret, an address). */
 export type HostFileInput = Omit<HostFile, "content"> & { content: pulumi.Input<string> };
@@ -12,11 +12,17 @@ export type HostFileInput = Omit<HostFile, "content"> & { content: pulumi.Input<
 export interface HostStepArgs extends Omit<HostStepPhases, "write"> {
     connection: pulumi.Input<SshConnection>;
     write: HostFileInput[];
+    /** What a preview shows of this step (its host, ports, worker URL): the scripts themselves are secret. */
+    summary?: pulumi.Input<Record<string, pulumi.Input<string | number>>>;
 }
 
 /** One remote step: its create script writes and activates, its delete script undoes it. */
 export function hostStep(name: string, args: HostStepArgs, opts: pulumi.CustomResourceOptions): HostScript {
     const contents = pulumi.all(args.write.map((f) => f.content));
     const create = contents.apply((texts) => applyScript({ ...args, write: args.write.map((f, i) => ({ ...f, content: texts[i] })) }));
-    return new HostScript(name, { connection: args.connection, description: args.description, create, delete: removeScript(args) }, opts);
+    return new HostScript(
+        name,
+        { connection: args.connection, description: args.description, create, delete: removeScript(args), summary: args.summary },
+        opts,
+    );
 }

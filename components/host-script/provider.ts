@@ -18,10 +18,17 @@ export interface SshConnection {
 /** An SSH connection with every value known. */
 export type ResolvedSshConnection = pulumi.Unwrap<SshConnection>;
 
+/** What a reviewer reads in a preview instead of the scripts: the step's facts (host, ports, worker URL). */
+export type StepSummary = Record<string, string | number>;
+
 /** Provider inputs as stored in the state. */
 export interface HostScriptInputs {
     connection: SshTarget;
     description: string;
+    /** Shown in previews; derived, so a change here alone is no change to the host. */
+    summary?: StepSummary;
+    /** sha256 (12 hex digits) of the create script: which scripts changed, without their text (`--show-secrets` shows it). */
+    scriptDigest?: string;
     /** Runs on create, and again on update when it changed (it is idempotent). */
     create: string;
     /** Runs on delete, as it was when the resource was last created or updated. */
@@ -88,7 +95,13 @@ export class HostScript extends pulumi.dynamic.Resource {
 
     constructor(
         name: string,
-        args: { connection: pulumi.Input<SshConnection>; description: string; create: pulumi.Input<string>; delete: pulumi.Input<string> },
+        args: {
+            connection: pulumi.Input<SshConnection>;
+            description: string;
+            create: pulumi.Input<string>;
+            delete: pulumi.Input<string>;
+            summary?: pulumi.Input<Record<string, pulumi.Input<string | number>>>;
+        },
         opts: pulumi.CustomResourceOptions,
     ) {
         const connection = pulumi.secret(
@@ -104,7 +117,15 @@ export class HostScript extends pulumi.dynamic.Resource {
         super(
             hostScriptProvider,
             name,
-            { connection, description: args.description, create: args.create, delete: args.delete },
+            {
+                connection,
+                description: args.description,
+                summary: args.summary,
+                scriptDigest: pulumi.output(args.create).apply((text) => require("crypto").createHash("sha256").update(text).digest("hex").slice(0, 12)),
+                // Whole scripts in a preview hide what changed: they show as [secret] (`--show-secrets` prints them).
+                create: pulumi.secret(args.create),
+                delete: pulumi.secret(args.delete),
+            },
             { ...opts, additionalSecretOutputs: ["connection"] },
             "sglang-gateway",
             "HostScript",

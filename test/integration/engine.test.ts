@@ -52,6 +52,19 @@ describe("the real Pulumi engine runs the stack program", function () {
         );
     });
 
+    it("preview --diff is readable: each step's facts and a digest, no script text (that needs --show-secrets)", async () => {
+        project.setConfig(sshStack(2));
+        const { stdout } = await project.run(["preview", "--diff"]);
+        assert.doesNotMatch(stdout, /#!\/bin\/bash|set -euo pipefail/, "script text in the preview");
+        // A digest of a script that holds a secret (a token, a key) is secret too: no offline guessing.
+        assert.match(stdout, /scriptDigest\s*:\s*\[secret\]/);
+        assert.match(stdout, /modelServerPort\s*:\s*8000/);
+        assert.match(stdout, /workerUrl\s*:\s*"http:\/\/127\.0\.0\.1:\d+"/);
+        assert.match(stdout, /scriptDigest\s*:\s*"[0-9a-f]{12}"/);
+        const shown = await project.run(["preview", "--diff", "--show-secrets"]);
+        assert.match(shown.stdout, /create\s*:\s*"#!\/bin\/bash\\n# sglang-gateway: chat replica 0 process/, "--show-secrets shows the scripts");
+    });
+
     it("a bad config stops the run with every problem named, and nothing is planned", async () => {
         const raw = sshStack(2) as ReturnType<typeof sshStack> & { services: Record<string, unknown>[] };
         raw.services[0].replicas = -1;
