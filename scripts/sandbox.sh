@@ -407,7 +407,7 @@ do_status() {
       state="down"
     fi
     # The release it runs with (up recorded it), else the one up would use.
-    rel=$(cat "$RUN_DIR/releases" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$h=//p")
+    rel=$(tr ' ' '\n' 2>/dev/null <"$RUN_DIR/releases" | sed -n "s/^$h=//p")
     printf '%-3s %-11s %-8s %s\n' "$h" "${ADDR[$h]}" "${rel:-${RELEASE[$h]}}" "$state"
   done
   if [[ -n "$(fileserver_pids)" ]]; then
@@ -682,7 +682,13 @@ do_up() {
     return 0
   fi
   if something_exists; then
-    log "found a partial sandbox; tearing it down first"
+    local running
+    running=$(cat "$RUN_DIR/releases" 2>/dev/null || true)
+    if [[ -n $running && $running != "$(releases_word)" ]]; then
+      log "it runs $running; recreating it with $(releases_word)"
+    else
+      log "found a partial sandbox; tearing it down first"
+    fi
     do_down
     choose_subnet   # our claim went with it
   fi
