@@ -37,6 +37,10 @@
 #                                   the derived one is taken); later commands read it from the claim
 #   SGLANG_GATEWAY_SANDBOX_TIMEOUT  seconds `up` waits for the hosts (default 120)
 #   SGLANG_GATEWAY_SANDBOX_COPY=1   copy the rootfs per host instead of an overlay
+#   SGLANG_GATEWAY_SANDBOX_RELEASES Debian release per host, as host=release words, e.g. "gw=trixie"
+#                                   (Python 3.13 on the gateway); unnamed hosts are bookworm. Replicas
+#                                   should stay bookworm: they run this machine's node (fake worker).
+#                                   `up` on a running sandbox with other releases recreates it.
 #
 # A second cache can borrow the first's rootfs/, wheels/ and fixtures/ as
 # symlinks (the isolation test does): no second debootstrap, its own sandbox.
@@ -45,7 +49,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # The real path: the same cache reached through a symlink is the same sandbox.
 CACHE=$(realpath -m "${SGLANG_GATEWAY_CACHE:-$HOME/.cache/sglang-gateway}")
-BASE_ROOTFS=$CACHE/rootfs/bookworm
+ROOTFS_DIR=$CACHE/rootfs          # one tree per release: rootfs/<release>
 SB=$CACHE/sandbox
 HOSTS_DIR=$SB/hosts
 RUN_DIR=$SB/run
@@ -63,7 +67,21 @@ PREFIX_LEN=24
 INDEX_PORT=8764
 HOSTS=(gw r1 r2)
 declare -A ADDR=()
+declare -A RELEASE=([gw]=bookworm [r1]=bookworm [r2]=bookworm)
 TIMEOUT=${SGLANG_GATEWAY_SANDBOX_TIMEOUT:-120}
+
+parse_releases() {
+  local w h r
+  local words=${SGLANG_GATEWAY_SANDBOX_RELEASES:-}
+  for w in ${words//,/ }; do
+    h=${w%%=*} r=${w#*=}
+    [[ $w == *=* && -n ${RELEASE[$h]+x} ]] || die "SGLANG_GATEWAY_SANDBOX_RELEASES: expected host=release (hosts ${HOSTS[*]}), got '$w'"
+    [[ $r == bookworm || $r == trixie ]] || die "SGLANG_GATEWAY_SANDBOX_RELEASES: release of $h must be bookworm or trixie, got '$r'"
+    RELEASE[$h]=$r
+  done
+}
+# "gw=bookworm r1=... r2=...": what `up` asks for, and (in $RUN_DIR/releases) what runs.
+releases_word() { local h o=(); for h in "${HOSTS[@]}"; do o+=("$h=${RELEASE[$h]}"); done; echo "${o[*]}"; }
 
 ns_of() { echo "sgw-$ID-$1"; }    # network namespace, also the machine and cgroup name
 veth_of() { echo "sgwv-$ID-$1"; } # host side of the host's veth pair (14 characters)
@@ -75,6 +93,8 @@ SSH_OPTS=(-F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no
 
 log() { echo "sandbox: $*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+parse_releases
 
 host_ssh() { local h=$1; shift; ssh "${SSH_OPTS[@]}" "root@${ADDR[$h]}" "$@"; }
 
@@ -342,7 +362,7 @@ do_down() {
     fi
     remove_tree "$HOSTS_DIR/$h"
   done
-  rm -f "$STATE" "$RUN_DIR"/*.pid
+  rm -f "$STATE" "$RUN_DIR"/*.pid "$RUN_DIR/releases"
   # Verify. Names of ours that someone else holds are theirs: reported, not counted.
   local left=() named=()
   ip link show "$BRIDGE" >/dev/null 2>&1 && named+=("bridge $BRIDGE")
@@ -372,7 +392,7 @@ do_down() {
 # ----------------------------------------------------------------- status --
 
 do_status() {
-  local h up=0 n=${#HOSTS[@]} state
+  local h up=0 n=${#HOSTS[@]} state rel
   for h in "${HOSTS[@]}"; do
     local nspawn answers=0
     nspawn=$(nspawn_pids "$h")
@@ -386,7 +406,9 @@ do_status() {
     else
       state="down"
     fi
-    printf '%-3s %-11s %s\n' "$h" "${ADDR[$h]}" "$state"
+    # The release it runs with (up recorded it), else the one up would use.
+    rel=$(tr ' ' '\n' 2>/dev/null <"$RUN_DIR/releases" | sed -n "s/^$h=//p")
+    printf '%-3s %-11s %-8s %s\n' "$h" "${ADDR[$h]}" "${rel:-${RELEASE[$h]}}" "$state"
   done
   if [[ -n "$(fileserver_pids)" ]]; then
     printf 'index %s (serving %s)\n' "$INDEX_URL" "$WHEELS"
@@ -403,6 +425,7 @@ all_up() {
   local h
   [[ -f $STATE && -f $KEY ]] || return 1
   [[ -n "$(fileserver_pids)" ]] || return 1
+  [[ "$(cat "$RUN_DIR/releases" 2>/dev/null)" == "$(releases_word)" ]] || return 1
   for h in "${HOSTS[@]}"; do
     [[ -n "$(nspawn_pids "$h")" ]] || return 1
     ssh_answers "$h" || return 1
@@ -415,7 +438,7 @@ prepare_host_fs() {
   local h=$1 dir=$HOSTS_DIR/$1 root lower
   root=$dir/root
   # The real path, so rootfs.sh sees a borrowed rootfs (a symlink) in use too.
-  lower=$(realpath -e "$BASE_ROOTFS")
+  lower=$(realpath -e "$ROOTFS_DIR/${RELEASE[$h]}")
   mkdir -p "$dir"
   if [[ ${SGLANG_GATEWAY_SANDBOX_COPY:-0} == 1 ]]; then
     cp -a --reflink=auto "$lower" "$root"
@@ -611,7 +634,8 @@ state_json() {
   printf '{\n  "hosts": {\n'
   sep=""
   for h in "${HOSTS[@]}"; do
-    printf '%s    "%s": {"address": "%s", "user": "root", "port": 22}' "$sep" "$h" "${ADDR[$h]}"
+    printf '%s    "%s": {"address": "%s", "user": "root", "port": 22, "release": "%s"}' \
+      "$sep" "$h" "${ADDR[$h]}" "${RELEASE[$h]}"
     sep=$',\n'
   done
   printf '\n  },\n'
@@ -658,7 +682,13 @@ do_up() {
     return 0
   fi
   if something_exists; then
-    log "found a partial sandbox; tearing it down first"
+    local running
+    running=$(cat "$RUN_DIR/releases" 2>/dev/null || true)
+    if [[ -n $running && $running != "$(releases_word)" ]]; then
+      log "it runs $running; recreating it with $(releases_word)"
+    else
+      log "found a partial sandbox; tearing it down first"
+    fi
     do_down
     choose_subnet   # our claim went with it
   fi
@@ -669,7 +699,8 @@ do_up() {
   trap on_up_exit EXIT
   trap 'exit 130' INT TERM HUP
 
-  bash "$HERE/setup/rootfs.sh" >&2
+  local rel
+  for rel in $(printf '%s\n' "${RELEASE[@]}" | sort -u); do bash "$HERE/setup/rootfs.sh" "$rel" >&2; done
 
   mkdir -p "$HOSTS_DIR" "$RUN_DIR" "$LOG_DIR"
   if [[ ! -f $KEY || ! -f $KEY.pub ]]; then
@@ -682,6 +713,7 @@ do_up() {
   for h in "${HOSTS[@]}"; do start_host "$h"; done
   start_fileserver
   wait_ready
+  releases_word >"$RUN_DIR/releases"
   write_state
   UP_DONE=1
   trap - EXIT INT TERM HUP

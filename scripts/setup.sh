@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One idempotent setup for a fresh machine: npm packages, Debian tools (nginx, debootstrap,
 # systemd-nspawn), the Pulumi engine built from Go modules, the sglang-router wheels, and the
-# sandbox rootfs. Everything heavy is cached outside the repo in $SGLANG_GATEWAY_CACHE
-# (default ~/.cache/sglang-gateway); a second run with a full cache takes seconds.
+# sandbox rootfs (bookworm; trixie for a gateway on a second Debian release). Everything heavy
+# is cached outside the repo in $SGLANG_GATEWAY_CACHE (default ~/.cache/sglang-gateway); a
+# second run with a full cache takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SGLANG_GATEWAY_CACHE=${SGLANG_GATEWAY_CACHE:-$HOME/.cache/sglang-gateway}
@@ -27,6 +28,7 @@ step "sglang-router wheels and local index"
 bash scripts/setup/router.sh
 step "fake SGLang worker for the sandbox hosts"
 bash test/fixtures/build-fake-worker.sh "$SGLANG_GATEWAY_CACHE/fixtures" >/dev/null
-step "sandbox rootfs"
-bash scripts/setup/rootfs.sh
+step "sandbox rootfs: bookworm for every host, trixie for the gateway-release test"
+bash scripts/setup/rootfs.sh bookworm
+bash scripts/setup/rootfs.sh trixie
 step "setup done in $((SECONDS - started)) s"

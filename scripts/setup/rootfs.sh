@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Builds (once) the cached Debian bookworm root filesystem that the sandbox
-# hosts (scripts/sandbox.sh) boot with systemd-nspawn:
+# Builds (once) the cached Debian root filesystem of one release that the
+# sandbox hosts (scripts/sandbox.sh) boot with systemd-nspawn:
 #
-#   ${SGLANG_GATEWAY_CACHE:-$HOME/.cache/sglang-gateway}/rootfs/bookworm
+#   bash scripts/setup/rootfs.sh [bookworm|trixie]     (default bookworm)
+#   -> ${SGLANG_GATEWAY_CACHE:-$HOME/.cache/sglang-gateway}/rootfs/<release>
+#
+# bookworm (Python 3.11) is what every host runs by default; trixie (Python
+# 3.13) shows the gateway setup on a second release's Python.
 #
 # Idempotent: if the tree exists and its stamp (etc/sgw-rootfs.stamp) matches
 # this script's recipe, nothing happens. Otherwise it is built with debootstrap
@@ -20,15 +24,20 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
-SUITE=bookworm
+SUITE=${1:-bookworm}
+case $SUITE in
+  bookworm|trixie) ;;
+  *) echo "rootfs.sh: unknown release '$SUITE' (bookworm or trixie)" >&2; exit 2 ;;
+esac
 CACHE=${SGLANG_GATEWAY_CACHE:-$HOME/.cache/sglang-gateway}
 ROOT_PARENT=$CACHE/rootfs
 TARGET=$ROOT_PARENT/$SUITE
 STAMP_REL=etc/sgw-rootfs.stamp
 
 # `nginx` (not nginx-light): in bookworm nginx-light is a transitional package
-# that pulls `nginx` plus the echo module; `nginx` itself already has
-# auth_request, ssl, realip, limit_req, map and upstream keepalive built in.
+# that pulls `nginx` plus the echo module, and trixie has no nginx-light at all;
+# `nginx` itself has auth_request, ssl, realip, limit_req, map and upstream
+# keepalive built in in both. The same names exist in bookworm and trixie.
 INCLUDE=(
   systemd systemd-sysv dbus libpam-systemd
   openssh-server openssh-client
@@ -104,7 +113,9 @@ fi
 mirror=${mirror:-http://deb.debian.org/debian}
 
 host_codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-if [[ $host_codename != "$SUITE" ]]; then
+# The hosts get this machine's node bind-mounted (the fake worker): only a
+# same-release rootfs is sure to run it. trixie hosts are gateways only.
+if [[ $host_codename != "$SUITE" && $SUITE == bookworm ]]; then
   echo "rootfs.sh: warning: host is '$host_codename', not $SUITE; the host's /usr/bin/node may not run inside" >&2
 fi
 
@@ -119,9 +130,9 @@ mkdir -p "$TMP"
 if ! debootstrap --variant=minbase --merged-usr \
       --cache-dir="$CACHE/debootstrap-debs" \
       --include="$(IFS=,; echo "${INCLUDE[*]}")" \
-      "$SUITE" "$TMP" "$mirror" >"$ROOT_PARENT/debootstrap.log" 2>&1; then
-  echo "rootfs.sh: debootstrap failed; tail of $ROOT_PARENT/debootstrap.log:" >&2
-  tail -n 30 "$ROOT_PARENT/debootstrap.log" >&2
+      "$SUITE" "$TMP" "$mirror" >"$ROOT_PARENT/debootstrap-$SUITE.log" 2>&1; then
+  echo "rootfs.sh: debootstrap failed; tail of $ROOT_PARENT/debootstrap-$SUITE.log:" >&2
+  tail -n 30 "$ROOT_PARENT/debootstrap-$SUITE.log" >&2
   [[ -f $TMP/debootstrap/debootstrap.log ]] && tail -n 30 "$TMP/debootstrap/debootstrap.log" >&2
   exit 1
 fi

@@ -9,8 +9,8 @@
 #   CACHE=${SGLANG_GATEWAY_CACHE:-$HOME/.cache/sglang-gateway}
 #
 #   $CACHE/wheels/files/          smg==1.13.0 and sglang-router==0.3.2 + all dependencies, as wheels for
-#                                 CPython 3.11 / manylinux x86_64 (glibc <= 2.36, i.e.
-#                                 the host and Debian bookworm's python3 alike)
+#                                 CPython 3.11 and 3.13 / manylinux x86_64 (glibc <= 2.36): 3.11 for
+#                                 the host and Debian bookworm's python3, 3.13 for Debian trixie's
 #   $CACHE/wheels/simple/         PEP 503 index over those files. Serve $CACHE/wheels with any
 #                                 static file server and point pip (router.indexUrl) at /simple:
 #                                   python3 -m http.server --bind 127.0.0.1 --directory $CACHE/wheels 8000
@@ -26,12 +26,16 @@
 #   SGLANG_GATEWAY_VERIFY_PYTHON  python 3.11 used for the HTTP-index check (default: /usr/bin/python3
 #                                 when it is 3.11 — Debian's own pip, as in the sandbox containers —
 #                                 else the same as SGLANG_GATEWAY_PYTHON)
+#   SGLANG_GATEWAY_VERIFY_PYTHON313  python 3.13 for the same check of the cp313 wheels (default:
+#                                 python3.13 on PATH, else ~/.pyenv's 3.13.0; none: check skipped, warned)
 #   SGLANG_GATEWAY_MAX_GLIBC      newest manylinux glibc accepted for wheels (default 2.36 = bookworm)
 set -euo pipefail
 
 # package version import-name: every router generation the library installs on gateways.
 ROUTERS=("smg 1.13.0 smg" "sglang-router 0.3.2 sglang_router")
 PY_TAG=311                       # CPython 3.11: host pyenv 3.11 and Debian bookworm python3 3.11
+# Every CPython the index serves; a gateway's pip picks its own tag from the same index.
+INDEX_PY_TAGS=(311 313)          # 3.13: Debian trixie's python3 (the gateway-release e2e test)
 MAX_GLIBC=${SGLANG_GATEWAY_MAX_GLIBC:-2.36}
 
 # The full dependency closure of each router, pinned so the host venvs and every gateway get the
@@ -53,7 +57,7 @@ FORCE=0
 for arg in "$@"; do
   case "$arg" in
     --force) FORCE=1 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "router.sh: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -63,7 +67,7 @@ log() { printf '[router.sh +%3ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
 die() { printf '[router.sh] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # The stamp records what was built; each venv must still hold its router.
-stamp_key="${ROUTERS[*]} cp$PY_TAG glibc<=$MAX_GLIBC $(printf '%s' "$ALL_CONSTRAINTS" | sha256sum | cut -c1-16)"
+stamp_key="${ROUTERS[*]} venv cp$PY_TAG index $(printf 'cp%s,' "${INDEX_PY_TAGS[@]}")glibc<=$MAX_GLIBC $(printf '%s' "$ALL_CONSTRAINTS" | sha256sum | cut -c1-16)"
 is_done() {
   [[ -f "$STAMP" ]] && [[ "$(cat "$STAMP")" == "$stamp_key" ]] && [[ -f "$SIMPLE/index.html" ]] || return 1
   local r pkg ver
@@ -104,6 +108,15 @@ if [[ -z "$VERIFY_PYTHON" ]]; then
   fi
 fi
 
+py_minor() { "$1" -c 'import sys; print("%d%d" % sys.version_info[:2])' 2>/dev/null; }
+# The first candidate that really is 3.13 (a pyenv shim on PATH may point at another version).
+VERIFY_PYTHON313=
+for cand in ${SGLANG_GATEWAY_VERIFY_PYTHON313:-python3.13 "$HOME/.pyenv/versions/3.13.0/bin/python3.13"}; do
+  if [[ "$(py_minor "$cand")" == 313 ]]; then VERIFY_PYTHON313=$cand; break; fi
+done
+[[ -n $VERIFY_PYTHON313 || -z ${SGLANG_GATEWAY_VERIFY_PYTHON313:-} ]] ||
+  die "SGLANG_GATEWAY_VERIFY_PYTHON313=$SGLANG_GATEWAY_VERIFY_PYTHON313 is not a Python 3.13"
+
 # pip must see only what we give it: no user/site config, no inherited index settings.
 export PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 unset PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_FIND_LINKS PIP_NO_INDEX PIP_REQUIRE_VIRTUALENV PIP_USER || true
@@ -129,14 +142,16 @@ for ((m = max_minor; m >= 5; m--)); do platform_args+=(--platform "manylinux_2_$
 platform_args+=(--platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64)
 
 mkdir -p "$FILES"
-for r in "${ROUTERS[@]}"; do
-  read -r pkg ver _ <<<"$r"
-  log "downloading $pkg==$ver + dependencies (cp$PY_TAG, manylinux glibc<=$MAX_GLIBC) into $FILES"
-  "$PYTHON" -m pip download --quiet --dest "$FILES" --only-binary=:all: \
-    --implementation cp --python-version 3.11 --abi "cp$PY_TAG" --abi abi3 --abi none \
-    "${platform_args[@]}" \
-    -c "$WORK/constraints.txt" "$pkg==$ver" \
-    || die "pip download of $pkg==$ver failed (is PyPI reachable?)"
+for tag in "${INDEX_PY_TAGS[@]}"; do
+  for r in "${ROUTERS[@]}"; do
+    read -r pkg ver _ <<<"$r"
+    log "downloading $pkg==$ver + dependencies (cp$tag, manylinux glibc<=$MAX_GLIBC) into $FILES"
+    "$PYTHON" -m pip download --quiet --dest "$FILES" --only-binary=:all: \
+      --implementation cp --python-version "${tag:0:1}.${tag:1}" --abi "cp$tag" --abi abi3 --abi none \
+      "${platform_args[@]}" \
+      -c "$WORK/constraints.txt" "$pkg==$ver" \
+      || die "pip download of $pkg==$ver for cp$tag failed (is PyPI reachable?)"
+  done
 done
 nfiles=$(find "$FILES" -maxdepth 1 -name '*.whl' | wc -l)
 log "  $nfiles wheels, $(du -sh "$FILES" | cut -f1) in $FILES"
@@ -237,13 +252,22 @@ for _ in $(seq 1 100); do   # http.server prints "Serving HTTP on 127.0.0.1 port
   sleep 0.1
 done
 [[ -n "$port" ]] || die "http.server did not report its port within 10s"
-for r in "${ROUTERS[@]}"; do
-  read -r pkg ver import <<<"$r"
-  "$VERIFY_PYTHON" -m venv "$WORK/verify-$pkg"
-  "$WORK/verify-$pkg/bin/python" -m pip install --quiet --index-url "http://127.0.0.1:$port/simple" \
-    "$pkg==$ver" || die "pip install of $pkg==$ver via http://127.0.0.1:$port/simple failed"
-  "$WORK/verify-$pkg/bin/python" -c "import importlib.metadata as m, $import.launch_router; print('  http index ok: $pkg', m.version('$pkg'))" \
-    || die "$pkg not importable after the HTTP install"
+verify_pythons=("$VERIFY_PYTHON")
+if [[ -n $VERIFY_PYTHON313 ]]; then
+  verify_pythons+=("$VERIFY_PYTHON313")
+else
+  log "  warning: no python3.13 here (SGLANG_GATEWAY_VERIFY_PYTHON313): the cp313 wheels are not install-checked"
+fi
+for vpy in "${verify_pythons[@]}"; do
+  tag=$(py_minor "$vpy")
+  for r in "${ROUTERS[@]}"; do
+    read -r pkg ver import <<<"$r"
+    "$vpy" -m venv "$WORK/verify-$tag-$pkg"
+    "$WORK/verify-$tag-$pkg/bin/python" -m pip install --quiet --only-binary=:all: --index-url "http://127.0.0.1:$port/simple" \
+      "$pkg==$ver" || die "pip install of $pkg==$ver on Python $tag ($vpy) via http://127.0.0.1:$port/simple failed"
+    "$WORK/verify-$tag-$pkg/bin/python" -c "import importlib.metadata as m, sys, $import.launch_router; print('  http index ok on Python %d.%d: $pkg' % sys.version_info[:2], m.version('$pkg'))" \
+      || die "$pkg not importable on Python $tag after the HTTP install"
+  done
 done
 served=$(grep -c '"GET /' "$WORK/http.log" || true)
 kill "$HTTP_PID" 2>/dev/null || true; wait "$HTTP_PID" 2>/dev/null || true; HTTP_PID=

@@ -12,7 +12,8 @@ export type SandboxHost = "gw" | "r1" | "r2";
 
 /** `$CACHE/sandbox/state.json`, written by `sandbox.sh up` (and printed by `sandbox.sh names`). */
 export interface SandboxState {
-    hosts: Record<SandboxHost, { address: string; user: string; port: number }>;
+    /** `release`: the Debian release the host booted (bookworm unless SGLANG_GATEWAY_SANDBOX_RELEASES says otherwise). */
+    hosts: Record<SandboxHost, { address: string; user: string; port: number; release: "bookworm" | "trixie" }>;
     privateKeyPath: string;
     indexUrl: string;
     bridgeAddress: string;
@@ -85,15 +86,23 @@ export function onHost(host: SandboxHost, command: string, cache = gatewayCacheD
     );
 }
 
+/** Which hosts boot another Debian release than bookworm (scripts/sandbox.sh SGLANG_GATEWAY_SANDBOX_RELEASES). */
+export interface SandboxOptions {
+    releases?: Partial<Record<SandboxHost, "bookworm" | "trixie">>;
+}
+
 /**
  * Mocha hooks for a suite on fresh sandbox hosts with its own stack: before, hosts down and up again
  * (nothing from an earlier run or the demo leaks in) and a new project; after, always, hosts down.
  */
-export function onFreshSandbox(stack: string): () => PulumiProject {
+export function onFreshSandbox(stack: string, options: SandboxOptions = {}): () => PulumiProject {
     let project: PulumiProject | undefined;
+    const releases = Object.entries(options.releases ?? {})
+        .map(([host, release]) => `${host}=${release}`)
+        .join(" ");
     before(async () => {
         sandbox("down");
-        sandbox("up");
+        sandbox("up", gatewayCacheDir(), { SGLANG_GATEWAY_SANDBOX_RELEASES: releases });
         project = new PulumiProject(stack);
         await project.init();
     });

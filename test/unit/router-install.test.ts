@@ -23,6 +23,18 @@ describe("sglang router install and launch, per generation", () => {
         assert.match(script, /python -c 'import sglang_router'/);
     });
 
+    it("a failed install names the gateway's Python and the pins its index has no wheel for (pip calls that a conflict)", () => {
+        const [script] = sglangRouter.install(settings("1.13.0", "http://10.213.0.1:8764/simple")).commands;
+        // Each pin is looked up alone, wheels only, against the same index.
+        assert.match(
+            script,
+            /pip install --quiet --disable-pip-version-check --dry-run --no-deps --only-binary=:all: --ignore-installed --index-url http:\/\/10\.213\.0\.1:8764\/simple --trusted-host 10\.213\.0\.1 "\$pin"/,
+        );
+        assert.match(script, /installing smg==1\.13\.0 on this gateway's \$\(\/opt\/sglang-gateway\/routers\/smg-1\.13\.0\/bin\/python --version\) failed/);
+        assert.match(script, /the index has no wheel for this Python and platform of\$missing/);
+        assert.match(script, /^\s+exit 1$/m);
+    });
+
     it("a plain-HTTP index on another host is trusted by name (pip refuses it otherwise)", () => {
         const [script] = sglangRouter.install(settings("0.3.2", "http://10.213.0.1:8764/simple")).commands;
         assert.match(script, /--index-url http:\/\/10\.213\.0\.1:8764\/simple --trusted-host 10\.213\.0\.1 /);
