@@ -1,17 +1,9 @@
 // The stack program: gateway and services from stack config (see README, "Configuration").
 import * as pulumi from "@pulumi/pulumi";
-import { buildStack, ConfigError, readStackConfig } from "./components";
+import { buildStack, readStackConfig } from "./components";
 
-function build() {
-    try {
-        return buildStack(readStackConfig());
-    } catch (err) {
-        // A config mistake is the user's to fix: show the problems, not a stack trace.
-        throw err instanceof ConfigError ? new pulumi.RunError(err.message) : err;
-    }
-}
-
-const { gateway, services } = build();
+// A config mistake throws a ConfigError (a RunError): pulumi shows the problems, not a stack trace.
+const { gateway, services } = buildStack(readStackConfig());
 
 export const address = gateway.address;
 export const domain = gateway.domain;

@@ -1,5 +1,6 @@
 // Config problems as one readable line each (path, the value found, what is allowed), and the one
 // parse-or-throw helper every entry point uses: the stack program and each component's args.
+import * as pulumi from "@pulumi/pulumi";
 import type { z, ZodIssue } from "zod";
 
 export type PathPart = string | number;
@@ -10,8 +11,12 @@ export interface Problem {
     message: string;
 }
 
-/** Thrown with one line per problem; each line names the path, the value and what is allowed. */
-export class ConfigError extends Error {
+/**
+ * Thrown with one line per problem; each line names the path, the value and what is allowed. A RunError:
+ * `pulumi up` shows the message alone, not a stack trace, whether the stack program or a user's own
+ * program constructed the component.
+ */
+export class ConfigError extends pulumi.RunError {
     constructor(readonly problems: string[]) {
         super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
         this.name = "ConfigError";

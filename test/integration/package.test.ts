@@ -66,6 +66,6 @@ describe("the npm package", function () {
             "-e",
             "console.log(require('./node_modules/sglang-gateway/bin/components/templates.js').render('nginx/base.conf.njk', { gatewayName: 'g', includeDir: '/x' }))",
         ]);
-        assert.match(rendered, /server_tokens off;/);
+        assert.match(rendered, /include \/x\/services\/\*\.conf;/);
     });
 });
