@@ -73,6 +73,38 @@ function scalingSuite(version: string | undefined, whole: boolean) {
             }
         });
 
+        wholeOnly("secrets never in plaintext: not in the state, not in preview or up output, not in any host file others can read", async () => {
+            const key = fs.readFileSync(sandboxState().privateKeyPath, "utf8");
+            // A line from the middle of the key's base64: any copy of the key contains it.
+            const keyLine = key.split("\n").filter((l) => /^[A-Za-z0-9+/=]{40,}$/.test(l))[1];
+            assert.ok(keyLine, "a key line to look for");
+            // As a user keeps it: the token as a secret in the stack config (the suite's config holds it plain).
+            const config = stackConfig(2);
+            project.setConfig({ ...config, tokens: {} });
+            await project.run(["config", "set", "--secret", "--path", "tokens.chat[0]", token]);
+            const { stdout: preview } = await project.run(["preview", "--diff"]);
+            const { stdout: up } = await project.up();
+            const { stdout: state } = await project.run(["stack", "export"]);
+            for (const [where, text] of [
+                ["the state", state],
+                ["preview --diff", preview],
+                ["up --diff", up],
+            ] as const) {
+                const at = text.indexOf(token);
+                assert.ok(at < 0, `the token in ${where}: …${text.slice(Math.max(0, at - 400), at + 40)}…`);
+                assert.ok(!text.includes(keyLine), `the SSH key in ${where}`);
+            }
+            for (const host of ["gw", "r1", "r2"] as const) {
+                // Every file holding the token or key material, with its mode: none may be readable by others.
+                const found = await onHost(host, `grep -rlsF -e ${token} -e '${keyLine}' /etc /opt /var/lib /run 2>/dev/null | xargs -r stat -c '%a %U %n'`);
+                const open = found
+                    .trim()
+                    .split("\n")
+                    .filter((line) => line && /[4-7]$/.test(line.split(" ")[0]));
+                assert.deepStrictEqual(open, [], `files on ${host} that others can read`);
+            }
+        });
+
         it("2→3: the preview creates only replica 2; up makes exactly one POST /workers, no restart, ids kept", async () => {
             project.setConfig(stackConfig(3));
             const steps = (await project.previewSteps()).filter((s) => s.op !== "same");
