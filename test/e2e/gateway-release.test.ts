@@ -7,6 +7,7 @@ import { answeringWorkers, chat } from "../helpers/gateway-client";
 import type { PulumiProject } from "../helpers/pulumi-cli";
 import { onFreshSandbox, onHost, sandboxState } from "../helpers/sandbox";
 import { sandboxStack } from "../helpers/sandbox-stacks";
+import { leftOnGateway } from "../helpers/gateway-router";
 
 const venvPython = "/opt/sglang-gateway/routers/smg-1.13.0/bin/python";
 
@@ -45,10 +46,6 @@ describe("e2e: a gateway on Debian trixie (Python 3.13), replicas on bookworm", 
 
     it("destroy leaves the gateway clean", async () => {
         await project.run(["destroy", "--yes", "--skip-preview"]);
-        const left = await onHost(
-            "gw",
-            "ls -d /opt/sglang-gateway /etc/sglang-gateway /var/lib/sglang-gateway /etc/nginx/sglang-gateway 2>/dev/null; ps -eo comm | grep -c 'smg::router' || true",
-        );
-        assert.strictEqual(left.trim(), "0", `left on the gateway: ${left}`);
+        assert.strictEqual(await leftOnGateway(), "0", "left on the gateway");
     });
 });

@@ -12,7 +12,7 @@ import * as path from "path";
 import type { PulumiProject } from "../helpers/pulumi-cli";
 import { onFreshSandbox, onHost, sandboxState } from "../helpers/sandbox";
 import { sandboxStack } from "../helpers/sandbox-stacks";
-import { adminCalls, pids, routerUnit, workers } from "../helpers/gateway-router";
+import { adminCalls, leftOnGateway, pids, routerUnit, workers } from "../helpers/gateway-router";
 import { answeringWorkers, assertNothingLost, chat, serviceHost, token, underLoad, whileStreaming } from "../helpers/gateway-client";
 
 /** A self-signed certificate for `*.<domain>`, as a user would bring one. */
@@ -260,11 +260,7 @@ function scalingSuite(version: string | undefined, whole: boolean) {
 
         it("destroy leaves the hosts clean: no units, no nginx files, no router", async () => {
             await project.run(["destroy", "--yes", "--skip-preview"]);
-            const gw = await onHost(
-                "gw",
-                "systemctl list-unit-files --plain --no-legend 'sglang-gateway*' | cut -d' ' -f1; ls /etc/nginx/conf.d; ls -d /etc/nginx/sglang-gateway /opt/sglang-gateway /etc/sglang-gateway /var/lib/sglang-gateway 2>/dev/null; ps -eo comm | grep -cE 'sglang::router|smg::router' || true",
-            );
-            assert.strictEqual(gw.trim(), "0", `left on the gateway: ${gw}`);
+            assert.strictEqual(await leftOnGateway(), "0", "left on the gateway");
             for (const host of ["r1", "r2"] as const) {
                 const left = await onHost(
                     host,

@@ -35,3 +35,16 @@ export async function pids(): Promise<{ router: string; nginx: string }> {
         nginx: (await onHost("gw", "cat /run/nginx.pid")).trim(),
     };
 }
+
+/**
+ * What a destroyed gateway still has of this library: its units, its nginx base conf, its directories,
+ * and the count of running routers of either generation. Clean is exactly "0".
+ */
+export async function leftOnGateway(): Promise<string> {
+    const left = await onHost(
+        "gw",
+        "systemctl list-unit-files --plain --no-legend 'sglang-gateway*' | cut -d' ' -f1; ls /etc/nginx/conf.d/sglang-gateway.conf 2>/dev/null; " +
+            "ls -d /etc/nginx/sglang-gateway /opt/sglang-gateway /etc/sglang-gateway /var/lib/sglang-gateway 2>/dev/null; ps -eo comm | grep -cE 'sglang::router|smg::router' || true",
+    );
+    return left.trim();
+}
