@@ -6,7 +6,7 @@ import { formatIssues } from "./config/errors";
 import { gatewayBaseConf } from "./host-files/gateway";
 import { hostStep, HostScript, type HostFileInput, type ResolvedSshConnection } from "./host-script";
 import { nginxReload } from "./host-script/steps";
-import { readKeyFile } from "./keys";
+import { readKeyFilesOrThrow } from "./keys";
 import { gatewayPaths, hostPaths, portSlot } from "./naming";
 import { routerFor, type Router, type RouterSettings } from "./routers";
 import { render } from "./templates";
@@ -43,7 +43,9 @@ export class Gateway extends pulumi.ComponentResource {
         this.routerSettings = settings.router;
         this.router = settings.router ? routerFor(settings.router.type) : undefined;
         this.tls = settings.tls !== undefined;
-        this.privateKey = pulumi.secret(settings.privateKey ?? readKeyFile(settings.privateKeyPath ?? "", `Gateway ${name}: privateKeyPath`));
+        // The same key-file reading as the replica hosts' (a key given inline stays as it is).
+        const key = readKeyFilesOrThrow({ privateKey: settings.privateKey, privateKeyPath: settings.privateKeyPath }, `Gateway ${name}`);
+        this.privateKey = pulumi.secret(key.privateKey ?? "");
         this.host = backendFor(settings.backend).createGatewayHost(name, { ...settings, privateKey: this.privateKey }, this);
 
         const install = settings.router && this.router ? this.router.install(settings.router) : undefined;

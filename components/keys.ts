@@ -45,3 +45,12 @@ export function readKeyFiles<T>(value: T, where: string): { value: T; problems: 
     };
     return { value: walk(value, where) as T, problems };
 }
+
+/** `readKeyFiles` for a component's settings: a problem throws a ConfigError labelled with the component. */
+export function readKeyFilesOrThrow<T>(value: T, label: string): T {
+    const { value: read, problems } = readKeyFiles(value, "");
+    if (problems.length > 0) {
+        throw new ConfigError(problems.map((p) => `${label}: ${p}`));
+    }
+    return read;
+}

@@ -6,7 +6,7 @@ import { serverBlockFile, tlsPaths } from "./host-files/server-block";
 import { hostStep, HostScript } from "./host-script";
 import { nginxReload, systemdUnitSteps } from "./host-script/steps";
 import { resolveEnv } from "./env";
-import { readKeyFiles } from "./keys";
+import { readKeyFilesOrThrow } from "./keys";
 import { servicePaths, servicePorts, workerUrl, type ServicePorts } from "./naming";
 import { Replica } from "./replica";
 
@@ -36,10 +36,7 @@ export class Service extends pulumi.ComponentResource {
         const { gateway, tokens: tokenArgs, ...settingsArgs } = args;
         const parsed = parseServiceSettings(name, settingsArgs, gateway.settings);
         // Replica hosts may name their key by file, as the stack config may: read before any child exists.
-        const { value: settings, problems: keyProblems } = readKeyFiles(parsed, "");
-        if (keyProblems.length > 0) {
-            throw new ConfigError(keyProblems.map((p) => `Service ${name}: ${p}`));
-        }
+        const settings = readKeyFilesOrThrow(parsed, `Service ${name}`);
         const tokens = parseOrThrow(tokensSchema, tokenArgs ?? [], { label: `Service ${name}`, at: ["tokens"] });
         if (settings.auth && Array.isArray(tokens) && tokens.length === 0) {
             throw new ConfigError([`Service ${name}: tokens: expected at least one bearer token while auth is on; set auth: false for an open endpoint`]);

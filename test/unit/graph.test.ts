@@ -182,5 +182,12 @@ describe("resource graph (mocks)", () => {
                 }),
             /Service other: hosts\[0\]\.privateKeyPath: cannot read \/nonexistent\/key/,
         );
+        // The gateway's own key file is read the same way.
+        const fromFile = new Gateway("gw-file", { backend: "ssh", host: "10.0.0.9", domain: "example.com", privateKeyPath: file });
+        assert.strictEqual(await valueOf(fromFile.privateKey), "HOST KEY FROM A FILE\n");
+        assert.throws(
+            () => new Gateway("gw-missing", { backend: "ssh", host: "10.0.0.9", domain: "example.com", privateKeyPath: "/nonexistent/key" }),
+            /Gateway gw-missing: privateKeyPath: cannot read \/nonexistent\/key/,
+        );
     });
 });
