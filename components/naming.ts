@@ -123,17 +123,24 @@ export function servicePaths(service: string) {
     };
 }
 
-/** One replica's names: on its own host (process) and on the gateway (tunnel, bridge). */
-export function replicaPaths(service: string, index: number) {
-    const processDir = `${optDir}/${service}/replica-${index}`;
+/**
+ * One replica's names: on its own host (process) and on the gateway (tunnel, bridge). A PD replica's
+ * process names carry its role (`chat-decode-0`; a regular one's are `chat-replica-0`: no service name
+ * can make one look like the other); on the gateway only decode replicas have names, keyed by index
+ * like a regular replica's (a PD service has none of those).
+ */
+export function replicaPaths(service: string, index: number, role?: "prefill" | "decode") {
+    const word = role ?? "replica";
+    const processDir = `${optDir}/${service}/${word}-${index}`;
     return {
-        processUnit: `sglang-gateway-${service}-replica-${index}.service`,
+        processUnit: `sglang-gateway-${service}-${word}-${index}.service`,
         processDir,
         /** The service's directory on the replica host: removed with its last replica there. */
         serviceDir: `${optDir}/${service}`,
         runScript: `${processDir}/run.sh`,
         envFile: `${processDir}/env`,
-        containerName: `sglang-gateway-${service}-${index}`,
+        // `_` appears in no service name: `chat_decode-0` is no regular replica's `<service>-<index>`.
+        containerName: role ? `sglang-gateway-${service}_${role}-${index}` : `sglang-gateway-${service}-${index}`,
         tunnelUnit: `sglang-gateway-tunnel-${service}-${index}.service`,
         tunnelKey: `${etcDir}/keys/${service}-replica-${index}`,
         tunnelKnownHosts: `${etcDir}/keys/${service}-replica-${index}.known_hosts`,

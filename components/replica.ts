@@ -1,7 +1,7 @@
 // Replica: one model server, the gateway's way to it (tunnel + bridge), and its router registration.
 // Created in that order and deleted in reverse, so the router stops sending to it before it goes.
 import * as pulumi from "@pulumi/pulumi";
-import type { ServiceSettings } from "./config";
+import type { RoleSettings, ServiceSettings } from "./config";
 import type { Gateway } from "./gateway";
 import { bridgeFile, replicaProcessFiles, tunnelKeyFile, tunnelUnitFile } from "./host-files/replica";
 import { hostStep, HostScript } from "./host-script";
@@ -18,21 +18,32 @@ export interface ReplicaArgs {
     index: number;
     /** The service's port slot. */
     slot: number;
-    /** The service's settings (model, commands, image, where replicas run, readiness timeout). */
-    settings: ServiceSettings;
+    /** The service's settings (model, commands, image, where replicas run, readiness timeout); a PD replica's role's. */
+    settings: ServiceSettings | RoleSettings;
     /** The model server's environment, bare names resolved. */
     env: Record<string, pulumi.Input<string>>;
     /** The service router's port on the gateway; unused without a router. */
     routerPort: number;
 }
 
+/** A host in a URL: an IPv6 address in brackets. */
+function urlHost(address: string): string {
+    return address.includes(":") ? `[${address}]` : address;
+}
+
 export class Replica extends pulumi.ComponentResource {
     readonly index: number;
+    /** The PD role (`prefill` or `decode`); undefined for a service without roles. */
+    readonly role: "prefill" | "decode" | undefined;
     /** Port of the model server on its host. */
     readonly port: number;
-    /** Port of this replica's bridge on the gateway's loopback. */
-    readonly bridgePort: number;
+    /** A prefill's bootstrap port on its host, where decode servers reach it. */
+    readonly bootstrapPort: number | undefined;
+    /** Port of this replica's bridge on the gateway's loopback; a prefill has none (the router reaches it directly). */
+    readonly bridgePort: number | undefined;
     readonly reachMode: "tunnel" | "direct";
+    /** The URL the router sends this replica's requests to. */
+    readonly workerUrl: pulumi.Output<string>;
     /** What the gateway's nginx connects to: `unix:<socket>` (tunnel) or `<address>:<port>` (direct). */
     readonly target: pulumi.Output<string>;
     readonly process: HostScript;
@@ -45,12 +56,19 @@ export class Replica extends pulumi.ComponentResource {
     constructor(name: string, args: ReplicaArgs, opts: pulumi.ComponentResourceOptions = {}) {
         super(replicaType, name, {}, opts);
         const { service, index, gateway, settings } = args;
-        const paths = replicaPaths(service, index);
-        const host = gateway.host.replicaHost({ service, index, parent: this }, settings as unknown as Record<string, unknown>);
+        const role = "role" in settings ? settings.role : undefined;
+        const paths = replicaPaths(service, index, role);
+        const host = gateway.host.replicaHost({ service, index, role, parent: this }, settings as unknown as Record<string, unknown>);
+        const label = `${service} ${role ? `${role} ` : ""}replica ${index}`;
         this.index = index;
+        this.role = role;
         this.port = settings.port + host.portOffset;
-        this.bridgePort = bridgePort(args.slot, index);
-        this.reachMode = host.reach.mode;
+        this.bootstrapPort = role === "prefill" && "bootstrapPort" in settings ? (settings.bootstrapPort as number) + host.portOffset : undefined;
+        // A prefill's URL names its host as decode servers reach it: the router hands that host to them as
+        // `bootstrap_host`. So the router reaches a prefill directly, not through a bridge on the gateway.
+        const direct = role === "prefill";
+        this.bridgePort = direct ? undefined : bridgePort(args.slot, index);
+        this.reachMode = direct ? "direct" : host.reach.mode;
 
         const hasEnv = Object.keys(args.env).length > 0;
         const processFiles = pulumi.all(args.env).apply((env) =>
@@ -63,22 +81,26 @@ export class Replica extends pulumi.ComponentResource {
                 image: settings.image,
                 gpus: host.gpus,
                 env,
-                reachMode: host.reach.mode,
+                reachMode: this.reachMode,
+                role,
+                bootstrapPort: this.bootstrapPort,
             }),
         );
         const envContent = processFiles.apply((f) => f.envFile.content);
         const unitSteps = systemdUnitSteps(paths.processUnit);
-        const known = replicaProcessFiles({ service, index, port: this.port, model: settings.model, commands: [], env: {}, reachMode: host.reach.mode });
+        const known = replicaProcessFiles({ service, index, port: this.port, model: settings.model, commands: [], env: {}, reachMode: this.reachMode, role });
         this.process = hostStep(
             `${name}-process`,
             {
                 connection: host.connection,
-                description: `${service} replica ${index} process`,
+                description: `${label} process`,
                 summary: {
                     service,
+                    ...(role ? { role } : {}),
                     replica: index,
                     host: host.connection.host,
                     modelServerPort: this.port,
+                    ...(this.bootstrapPort === undefined ? {} : { bootstrapPort: this.bootstrapPort }),
                     ...(settings.image ? { image: settings.image } : {}),
                 },
                 write: [
@@ -88,9 +110,7 @@ export class Replica extends pulumi.ComponentResource {
                 ],
                 activate: [
                     ...unitSteps.activate,
-                    ...(host.reportsStartup
-                        ? [waitForModelServer(this.port, `${service} replica ${index}`, paths.processUnit, settings.readinessTimeoutSeconds)]
-                        : []),
+                    ...(host.reportsStartup ? [waitForModelServer(this.port, label, paths.processUnit, settings.readinessTimeoutSeconds)] : []),
                 ],
                 rollBack: unitSteps.rollBack,
                 // docker run's client may die before its container does; the container goes explicitly.
@@ -103,7 +123,10 @@ export class Replica extends pulumi.ComponentResource {
         );
 
         const reach = host.reach;
-        if (reach.mode === "tunnel") {
+        if (direct) {
+            this.tunnel = undefined;
+            this.target = pulumi.output(host.address).apply((address) => `${urlHost(address)}:${this.port}`);
+        } else if (reach.mode === "tunnel") {
             const tunnelSteps = systemdUnitSteps(paths.tunnelUnit);
             this.tunnel = hostStep(
                 `${name}-tunnel`,
@@ -142,42 +165,55 @@ export class Replica extends pulumi.ComponentResource {
         }
 
         // Without a router, the service's own upstream lists the replicas: no bridge needed.
+        const bridgePortNumber = this.bridgePort;
         this.bridge =
-            gateway.router &&
-            hostStep(
-                `${name}-bridge`,
-                {
-                    connection: gateway.connection,
-                    description: `bridge for ${service} replica ${index}`,
-                    summary: { service, replica: index, bridgePort: this.bridgePort, workerUrl: workerUrl(args.slot, index), target: this.target },
-                    write: [
-                        {
-                            ...bridgeFile({ service, index, bridgePort: this.bridgePort, target: "" }),
-                            content: this.target.apply((target) => bridgeFile({ service, index, bridgePort: this.bridgePort, target }).content),
-                        },
-                    ],
-                    activate: nginxReload.activate,
-                    // In-flight requests through this bridge finish before the tunnel and the process go.
-                    deactivate: [nginxRecordWorkers(paths.drainPidsFile)],
-                    // No reload, no retired workers: then there is nothing to wait for.
-                    afterRemove: [`${nginxReload.afterRemove} || rm -f ${paths.drainPidsFile}`],
-                    drain: [nginxDrain(paths.drainPidsFile)],
-                },
-                { parent: this, dependsOn: [this.tunnel ?? this.process] },
-            );
+            !gateway.router || bridgePortNumber === undefined
+                ? undefined
+                : hostStep(
+                      `${name}-bridge`,
+                      {
+                          connection: gateway.connection,
+                          description: `bridge for ${label}`,
+                          summary: {
+                              service,
+                              ...(role ? { role } : {}),
+                              replica: index,
+                              bridgePort: bridgePortNumber,
+                              workerUrl: workerUrl(args.slot, index),
+                              target: this.target,
+                          },
+                          write: [
+                              {
+                                  ...bridgeFile({ service, index, bridgePort: bridgePortNumber, target: "" }),
+                                  content: this.target.apply((target) => bridgeFile({ service, index, bridgePort: bridgePortNumber, target }).content),
+                              },
+                          ],
+                          activate: nginxReload.activate,
+                          // In-flight requests through this bridge finish before the tunnel and the process go.
+                          deactivate: [nginxRecordWorkers(paths.drainPidsFile)],
+                          // No reload, no retired workers: then there is nothing to wait for.
+                          afterRemove: [`${nginxReload.afterRemove} || rm -f ${paths.drainPidsFile}`],
+                          drain: [nginxDrain(paths.drainPidsFile)],
+                      },
+                      { parent: this, dependsOn: [this.tunnel ?? this.process] },
+                  );
 
+        this.workerUrl = direct ? this.target.apply((target) => `http://${target}`) : pulumi.output(workerUrl(args.slot, index));
+        const routed = direct ? this.process : this.bridge;
         this.worker =
-            this.bridge && gateway.router?.addsWorkersAtRuntime
+            routed && gateway.router?.addsWorkersAtRuntime
                 ? gateway.router.worker(
                       `${name}-worker`,
                       {
                           gateway: gateway.connection,
                           service,
                           routerPort: args.routerPort,
-                          workerUrl: workerUrl(args.slot, index),
+                          workerUrl: direct ? this.workerUrl : workerUrl(args.slot, index),
                           readinessTimeoutSeconds: settings.readinessTimeoutSeconds,
+                          ...(role ? { role } : {}),
+                          ...(this.bootstrapPort === undefined ? {} : { bootstrapPort: this.bootstrapPort }),
                       },
-                      { parent: this, dependsOn: [this.bridge] },
+                      { parent: this, dependsOn: [routed] },
                   )
                 : undefined;
 

@@ -1,6 +1,15 @@
 // Service: its own router on the gateway, its nginx server block, and one Replica per replica.
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, parseOrThrow, parseServiceSettings, tokensSchema, type ServiceSettings, type ServiceSettingsArgs } from "./config";
+import {
+    ConfigError,
+    parseOrThrow,
+    parseServiceSettings,
+    replicaRoles,
+    roleSettings,
+    tokensSchema,
+    type ServiceSettings,
+    type ServiceSettingsArgs,
+} from "./config";
 import type { Gateway } from "./gateway";
 import { serverBlockFile, tlsPaths } from "./host-files/server-block";
 import { hostStep, HostScript } from "./host-script";
@@ -27,7 +36,10 @@ export class Service extends pulumi.ComponentResource {
     readonly serviceName: string;
     readonly settings: ServiceSettings;
     readonly ports: ServicePorts;
+    /** Every replica: without roles, replica i at index i; with PD roles, the prefills then the decodes. */
     readonly replicas: Replica[];
+    /** A PD service's replicas by role. */
+    readonly roles: { prefill: Replica[]; decode: Replica[] } | undefined;
     readonly routerProcess: HostScript | undefined;
     readonly serverBlock: HostScript;
 
@@ -60,8 +72,14 @@ export class Service extends pulumi.ComponentResource {
                     upstreamServers: upstreams,
                     allow: router?.inferencePaths,
                     internalResponseHeaders: router && routerSettings ? router.internalResponseHeaders(routerSettings.version) : [],
-                    noWorkerAnswer: router && routerSettings ? router.noWorkerAnswer(routerSettings.version) : undefined,
+                    noWorkerAnswer:
+                        router && routerSettings
+                            ? settings.pd
+                                ? router.pdNoWorkerAnswer(routerSettings.version)
+                                : router.noWorkerAnswer(routerSettings.version)
+                            : undefined,
                     servedModel: settings.model,
+                    ...(settings.pd ? { pdReplicas: { prefill: settings.pd.prefill.replicas, decode: settings.pd.decode.replicas } } : {}),
                     rateLimits: settings.rateLimits,
                     tls: gateway.tls ? tlsPaths : undefined,
                 }),
@@ -92,12 +110,14 @@ export class Service extends pulumi.ComponentResource {
             // nginx answers for the service before the router (re)starts: an upgrade's new server block,
             // which translates the new router's answers, is in place before the new router runs.
             serverBlock = makeServerBlock(pulumi.output([`127.0.0.1:${this.ports.routerPort}`]), [gateway.setup]);
+            const policy = settings.router?.policy ?? routerSettings.policy;
             const launch = router.launch({
                 service: name,
                 version: routerSettings.version,
                 port: this.ports.routerPort,
                 metricsPort: this.ports.routerMetricsPort,
-                policy: settings.router?.policy ?? routerSettings.policy,
+                policy,
+                ...(settings.pd ? { pd: { prefillPolicy: settings.pd.prefill.policy ?? policy, decodePolicy: settings.pd.decode.policy ?? policy } } : {}),
                 workerStartupTimeoutSeconds: settings.readinessTimeoutSeconds,
                 // A router that cannot add workers at runtime learns them at start (and restarts on a change).
                 workerUrls: router.addsWorkersAtRuntime ? [] : Array.from({ length: settings.replicas }, (_, i) => workerUrl(slot, i)),
@@ -111,7 +131,7 @@ export class Service extends pulumi.ComponentResource {
                     summary: {
                         service: name,
                         router: `${routerSettings.type} ${routerSettings.version}`,
-                        policy: settings.router?.policy ?? routerSettings.policy,
+                        policy: settings.pd ? `prefill ${settings.pd.prefill.policy ?? policy}, decode ${settings.pd.decode.policy ?? policy}` : policy,
                         routerPort: this.ports.routerPort,
                     },
                     write: launch.files,
@@ -126,15 +146,31 @@ export class Service extends pulumi.ComponentResource {
         }
         this.routerProcess = routerProcess;
 
+        const replicaOpts = { parent: this, dependsOn: routerProcess ? [routerProcess] : [gateway.setup] };
         this.replicas = [];
         for (let index = 0; index < settings.replicas; index++) {
             this.replicas.push(
-                new Replica(
-                    `${name}-replica-${index}`,
-                    { gateway, service: name, index, slot, settings, env, routerPort: this.ports.routerPort },
-                    { parent: this, dependsOn: routerProcess ? [routerProcess] : [gateway.setup] },
-                ),
+                new Replica(`${name}-replica-${index}`, { gateway, service: name, index, slot, settings, env, routerPort: this.ports.routerPort }, replicaOpts),
             );
+        }
+        if (settings.pd) {
+            const roles = { prefill: [] as Replica[], decode: [] as Replica[] };
+            for (const role of replicaRoles) {
+                const own = roleSettings(settings, role);
+                const roleEnv = { ...env, ...resolveEnv(own.roleEnv, process.env, `Service ${name}: pd.${role}.env`) };
+                for (let index = 0; index < own.replicas; index++) {
+                    const replica = new Replica(
+                        `${name}-${role}-${index}`,
+                        { gateway, service: name, index, slot, settings: own, env: roleEnv, routerPort: this.ports.routerPort },
+                        replicaOpts,
+                    );
+                    roles[role].push(replica);
+                    this.replicas.push(replica);
+                }
+            }
+            this.roles = roles;
+        } else {
+            this.roles = undefined;
         }
 
         // Without a router the server block lists the replicas: it comes after them.

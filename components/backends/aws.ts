@@ -9,7 +9,7 @@ import { loginUser, nonEmpty, orOutput } from "../config/fields";
 import type { ResolvedSshConnection } from "../host-script";
 import { acceleratorOf, architectureOf, gpuImage, replicaTypeProblem, ubuntuImage, type AmiQuery } from "./aws/images";
 import { keyPairProblem, publicKeyOf } from "./aws/keys";
-import { securityGroups, vpcOf } from "./aws/network";
+import { pdPeerGroup, securityGroups, vpcOf } from "./aws/network";
 import type { Backend, GatewayHost, GatewayHostSettings, ReplicaHost, ReplicaHostRequest } from "./types";
 
 export const awsDefaults = { gatewayInstanceType: "t3.small", gatewayRootVolumeGiB: 20, replicaInstanceType: "g5.xlarge", replicaRootVolumeGiB: 200 };
@@ -83,7 +83,7 @@ interface InstanceSpec {
     image: pulumi.Input<AmiQuery>;
     ami: pulumi.Input<string> | undefined;
     subnetId: pulumi.Input<string> | undefined;
-    securityGroup: pulumi.Input<string>;
+    securityGroups: pulumi.Input<string>[];
     rootVolumeGiB: number;
     /** IMDSv2 response hop limit: 1 keeps tokens on the host, 2 lets containers reach it. */
     hopLimit: number;
@@ -117,7 +117,7 @@ function awsGatewayHost(name: string, args: GatewayHostSettings & AwsGatewayArgs
                 ami: spec.ami ?? amiLookup(aws, spec.image, region, instanceOpts),
                 instanceType: spec.instanceType,
                 subnetId: spec.subnetId,
-                vpcSecurityGroupIds: [spec.securityGroup],
+                vpcSecurityGroupIds: spec.securityGroups,
                 keyName: keyPair.keyName,
                 region,
                 rootBlockDevice: { volumeSize: spec.rootVolumeGiB, volumeType: "gp3", encrypted: true, tags: { ...tags, Name: spec.tagName } },
@@ -136,7 +136,7 @@ function awsGatewayHost(name: string, args: GatewayHostSettings & AwsGatewayArgs
             image: pulumi.output(gatewayType).apply((t) => ubuntuImage(architectureOf(t) ?? "x86_64")),
             ami: args.ami,
             subnetId: args.subnetId,
-            securityGroup: groups.gateway.id,
+            securityGroups: [groups.gateway.id],
             rootVolumeGiB: args.rootVolumeGiB ?? awsDefaults.gatewayRootVolumeGiB,
             hopLimit: 1,
             tagName: `${name}-gateway`,
@@ -153,6 +153,15 @@ function awsGatewayHost(name: string, args: GatewayHostSettings & AwsGatewayArgs
         );
     }
     const user = args.user ?? "ubuntu";
+    // PD services' replicas talk to each other (bootstrap, KV transfer): one group per such service, created with its first replica.
+    const peerGroups = new Map<string, pulumi.Output<string>>();
+    const peerGroupOf = (service: string) => {
+        if (!peerGroups.has(service)) {
+            // A child of the gateway: it exists while the program asks for a replica of the service's roles.
+            peerGroups.set(service, pdPeerGroup(aws, `${name}-${service}-pd`, network, vpcId, opts).id);
+        }
+        return peerGroups.get(service) as pulumi.Output<string>;
+    };
     // The instance id is part of the host's identity: a replaced instance behind the same EIP is a blank host.
     const connection = pulumi.secret(
         pulumi.output({ host: eip.publicIp, port: 22, user, privateKey: args.privateKey, hostId: gateway.id }),
@@ -163,17 +172,19 @@ function awsGatewayHost(name: string, args: GatewayHostSettings & AwsGatewayArgs
         address: eip.publicIp,
         replicaHost(request: ReplicaHostRequest, placement: AwsPlacementArgs): ReplicaHost {
             const instanceType = placement.instanceType ?? awsDefaults.replicaInstanceType;
+            const replicaName = `${request.service}-${request.role ?? "replica"}-${request.index}`;
+            const peers = request.role ? [peerGroupOf(request.service)] : [];
             const replica = instance(
-                `${request.service}-replica-${request.index}`,
+                replicaName,
                 {
                     instanceType,
                     image: gpuImage(architectureOf(instanceType) ?? "x86_64"),
                     ami: placement.ami,
                     subnetId: args.replicaSubnetId ?? args.subnetId,
-                    securityGroup: groups.replicas.id,
+                    securityGroups: [groups.replicas.id, ...peers],
                     rootVolumeGiB: placement.rootVolumeGiB ?? awsDefaults.replicaRootVolumeGiB,
                     hopLimit: 2,
-                    tagName: `${name}-${request.service}-replica-${request.index}`,
+                    tagName: `${name}-${replicaName}`,
                 },
                 { parent: request.parent, provider },
             );
@@ -181,6 +192,7 @@ function awsGatewayHost(name: string, args: GatewayHostSettings & AwsGatewayArgs
                 // Replicas have no public SSH: the gateway is the bastion.
                 connection: { host: replica.privateIp, port: 22, user, privateKey: args.privateKey, proxy: connection, hostId: replica.id },
                 reach: { mode: "direct", address: replica.privateIp },
+                address: replica.privateIp,
                 portOffset: 0,
                 gpus: acceleratorOf(instanceType) === "nvidia",
                 reportsStartup: true,

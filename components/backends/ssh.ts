@@ -61,6 +61,13 @@ export const sshBackend: Backend<SshGatewayArgs, SshPlacementArgs> = {
             : [];
     },
 
+    placedOn(placement, index) {
+        const hosts = placement.hosts ?? [];
+        const chosen = hosts[index % Math.max(hosts.length, 1)];
+        // Hosts given as Outputs are unknown until deploy: not compared.
+        return chosen && typeof chosen.host === "string" ? { key: chosen.host, offset: replicaPortOffset(index, hosts.length) } : undefined;
+    },
+
     createGatewayHost(_name, settings) {
         const connection = pulumi.secret(
             pulumi.output({ host: settings.host, port: settings.port ?? 22, user: settings.user ?? "root", privateKey: settings.privateKey }),
@@ -80,6 +87,7 @@ export const sshBackend: Backend<SshGatewayArgs, SshPlacementArgs> = {
                 return {
                     connection: { host: chosen.host, port, user, privateKey },
                     reach: { mode: "tunnel", host: chosen.host, port, user, privateKey },
+                    address: chosen.host,
                     portOffset: replicaPortOffset(request.index, hosts.length),
                     // Default true: what every ssh stack ran before the setting existed.
                     gpus: placement.gpus ?? true,

@@ -15,6 +15,8 @@ export interface ReplicaHost {
     /** SSH access to the host the replica runs on. */
     connection: SshConnection;
     reach: ReplicaReach;
+    /** The host's address on the network its peers share: where the router and decode replicas reach a prefill. */
+    address: pulumi.Input<string>;
     /** Added to the service port: replicas sharing a host need ports of their own. */
     portOffset: number;
     /** The host has NVIDIA GPUs for containers (`docker run --gpus all`). */
@@ -28,7 +30,10 @@ export interface ReplicaHost {
 
 export interface ReplicaHostRequest {
     service: string;
+    /** Index within the replica's role (or the service, without roles). */
     index: number;
+    /** The replica's PD role; undefined for a service without roles. */
+    role?: "prefill" | "decode";
     /** The Replica component: anything the backend creates for this replica is its child. */
     parent: pulumi.ComponentResource;
 }
@@ -63,4 +68,9 @@ export interface Backend<G extends object = object, P extends object = object> {
     /** Problems of a service's placement on this backend; paths relative to the service. */
     placementProblems(service: { replicas: number } & P): Problem[];
     createGatewayHost(name: string, settings: GatewayHostSettings & G, parent: pulumi.ComponentResource): GatewayHost;
+    /**
+     * The host replica `index` runs on, when the config alone tells and other replicas may share it (a key
+     * equal for one host), and its port offset there; undefined: a host of its own. Used to check port overlaps.
+     */
+    placedOn?(placement: P, index: number): { key: string; offset: number } | undefined;
 }

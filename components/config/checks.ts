@@ -4,7 +4,8 @@ import { backendFor, backends } from "../backends";
 import { portSlot, portSlots } from "../naming";
 import { routerFor, type RouterSettings } from "../routers";
 import type { PathPart, Problem } from "./errors";
-import type { GatewaySettings, ServiceSettings, StackConfig } from "./schema";
+import { pdPortProblems, roleSettings } from "./roles";
+import { replicaRoles, type GatewaySettings, type ServiceSettings, type StackConfig } from "./schema";
 
 const at = (prefix: PathPart[], problems: Problem[]): Problem[] => problems.map((p) => ({ ...p, path: [...prefix, ...p.path] }));
 
@@ -47,18 +48,58 @@ export function gatewayProblems(gateway: GatewaySettings): Problem[] {
     return problems;
 }
 
+/** Placement fields of other backends than the gateway's, in `fields` (a service, or one of its PD roles). */
+function foreignPlacementProblems(fields: Record<string, unknown>, backend: string): Problem[] {
+    const own = backendFor(backend);
+    const problems: Problem[] = [];
+    for (const [name, other] of Object.entries(backends)) {
+        for (const key of Object.keys(other.placementFields)) {
+            if (name !== backend && !(key in own.placementFields) && fields[key] !== undefined) {
+                problems.push({ path: [key], message: `${key} is a setting of the ${name} backend, and this gateway's backend is ${backend}` });
+            }
+        }
+    }
+    return problems;
+}
+
+/** A PD service: a router that can run it, policies each role can run, placement and ports per role. */
+function pdProblems(service: ServiceSettings, gateway: Pick<GatewaySettings, "backend" | "router">): Problem[] {
+    if (!service.pd) {
+        return [];
+    }
+    if (!gateway.router) {
+        return [{ path: ["pd"], message: "prefill/decode disaggregation needs a router on the gateway (gateway.router)" }];
+    }
+    const router = routerFor(gateway.router.type);
+    const pdProblem = router.pdProblem(gateway.router.version);
+    if (pdProblem) {
+        return [{ path: ["pd"], message: pdProblem }];
+    }
+    const backend = backendFor(gateway.backend);
+    const problems: Problem[] = [];
+    for (const role of replicaRoles) {
+        const own = service.pd[role];
+        const policy = own.policy ?? service.router?.policy ?? gateway.router.policy;
+        const policyProblem = router.policyProblem(policy, gateway.router.version, role);
+        if (policyProblem) {
+            const path = own.policy !== undefined ? ["pd", role, "policy"] : service.router ? ["router", "policy"] : ["pd", role, "policy"];
+            problems.push({ path, message: `for the ${role} role: ${policyProblem}` });
+        }
+        problems.push(...at(["pd", role], foreignPlacementProblems(own as Record<string, unknown>, gateway.backend)));
+        problems.push(...at(["pd", role], backend.placementProblems(roleSettings(service, role) as unknown as ServiceSettings & Record<string, never>)));
+    }
+    const placedOn = backend.placedOn?.bind(backend) as ((p: Record<string, unknown>, i: number) => { key: string; offset: number } | undefined) | undefined;
+    problems.push(...pdPortProblems(service, placedOn ?? (() => undefined)));
+    return problems;
+}
+
 /** One service on a gateway: its backend's placement fields only, a router for a policy override, a policy it can run. */
 export function serviceProblems(service: ServiceSettings, gateway: Pick<GatewaySettings, "backend" | "router">): Problem[] {
     const problems = keySourceProblems(service);
     const own = backendFor(gateway.backend);
-    for (const [name, backend] of Object.entries(backends)) {
-        for (const key of Object.keys(backend.placementFields)) {
-            if (name !== gateway.backend && !(key in own.placementFields) && (service as Record<string, unknown>)[key] !== undefined) {
-                problems.push({ path: [key], message: `${key} is a setting of the ${name} backend, and this gateway's backend is ${gateway.backend}` });
-            }
-        }
-    }
+    problems.push(...foreignPlacementProblems(service as Record<string, unknown>, gateway.backend));
     problems.push(...own.placementProblems(service as ServiceSettings & Record<string, never>));
+    problems.push(...pdProblems(service, gateway));
     if (service.router && !gateway.router) {
         problems.push({ path: ["router"], message: "a router policy override needs a router on the gateway (gateway.router)" });
     } else if (service.router && gateway.router) {

@@ -5,12 +5,16 @@ import { gatewaySettingsSchema, keyAliases, serviceSettingsSchema, stackSchema, 
 
 export { ConfigError, formatIssues, parseOrThrow, type Problem } from "./errors";
 export { portSlotProblem } from "./checks";
-export { tokensSchema } from "./schema";
+export { replicaRoles, tokensSchema } from "./schema";
+export { roleSettings, type RoleSettings } from "./roles";
 export type {
     GatewayArgs,
     GatewayConfig,
     GatewaySettings,
+    PdArgs,
+    PdRoleArgs,
     RateLimit,
+    ReplicaRole,
     RateLimitArgs,
     RouterArgs,
     ServiceConfig,

@@ -157,13 +157,38 @@ const placementFields: z.ZodRawShape = Object.assign({}, ...Object.values(backen
 const wholeReplicas = `expected a whole number from 0 to ${maxReplicas}`;
 const slotRange = `expected a slot from 0 to ${portSlots - 1}`;
 
+const commands = z.array(noNul.min(1, "expected a non-empty string"), { invalid_type_error: "expected a list of shell commands" });
+const replicaCount = z.number({ invalid_type_error: wholeReplicas }).int(wholeReplicas).min(0, wholeReplicas).max(maxReplicas, wholeReplicas);
+const policyName = z.string({ invalid_type_error: "expected a policy name" });
+
+/** What a PD role may set for itself; unset fields come from the service (env is merged, the role's winning). */
+const roleFields = {
+    replicas: replicaCount.default(1),
+    port: port.optional(),
+    commands: commands.optional(),
+    image: imageName.optional(),
+    env: envList.optional(),
+    policy: policyName.optional(),
+    ...placementFields,
+};
+
+const pdSchema = z
+    .object({
+        // SGLang's own default bootstrap port: a prefill started without --disaggregation-bootstrap-port listens there.
+        prefill: z.object({ ...roleFields, bootstrapPort: port.default(8998) }).strict(),
+        decode: z.object(roleFields).strict(),
+    })
+    .strict();
+
 const serviceCommon = {
     port,
     model: oneLine,
-    commands: z.array(noNul.min(1, "expected a non-empty string"), { invalid_type_error: "expected a list of shell commands" }).optional(),
+    commands: commands.optional(),
     image: imageName.optional(),
     env: envList.optional(),
-    replicas: z.number({ invalid_type_error: wholeReplicas }).int(wholeReplicas).min(0, wholeReplicas).max(maxReplicas, wholeReplicas).default(1),
+    // No default here: a PD service must not set it (its replicas are per role); others default to 1 below.
+    replicas: replicaCount.optional(),
+    pd: pdSchema.optional(),
     auth: z.boolean({ invalid_type_error: "expected true or false" }).default(true),
     rateLimits: z.array(rateLimit, { invalid_type_error: "expected a list of {prefix, rps, burst, key}" }).default([]),
     router: z
@@ -202,14 +227,34 @@ function serviceObject(extra: z.ZodRawShape) {
             .object({ ...extra, ...serviceCommon })
             .strict()
             .superRefine((s, ctx) => {
-                if (!s.commands && !s.image) {
+                if (s.pd) {
+                    // 0 is what parsing fills in (parsed settings parse again, as the stack program hands them to components).
+                    if (s.replicas !== undefined && s.replicas !== 0) {
+                        ctx.addIssue({
+                            code: z.ZodIssueCode.custom,
+                            path: ["replicas"],
+                            message: "a PD service counts its replicas per role: set pd.prefill.replicas and pd.decode.replicas instead",
+                        });
+                    }
+                    for (const role of replicaRoles) {
+                        if (!s.pd[role].commands && !s.pd[role].image && !s.commands && !s.image) {
+                            ctx.addIssue({
+                                code: z.ZodIssueCode.custom,
+                                path: ["pd", role, "commands"],
+                                message: `expected commands or image for the ${role} role (on the role or the service): nothing says how to start its model servers`,
+                            });
+                        }
+                    }
+                } else if (!s.commands && !s.image) {
                     ctx.addIssue({
                         code: z.ZodIssueCode.custom,
                         path: ["commands"],
                         message: "expected commands, image, or both: nothing says how to start the model server",
                     });
                 }
-            }),
+            })
+            // A PD service has no replicas of its own: each role has its count.
+            .transform((s) => ({ ...s, replicas: s.pd ? 0 : (s.replicas ?? 1) })),
     );
 }
 
@@ -224,8 +269,10 @@ type ServiceCommonArgs = {
     image?: string;
     /** Environment of the model server: {NAME: value}, or [NAME=value, NAME] (a bare NAME from the deploying environment). */
     env?: Record<string, pulumi.Input<string>> | string[];
-    /** Number of replicas, 0 to 64; default 1. 0 keeps the endpoint and answers 503. */
+    /** Number of replicas, 0 to 64; default 1. 0 keeps the endpoint and answers 503. Not with `pd`. */
     replicas?: number;
+    /** Prefill/decode disaggregation: replicas per role instead of `replicas` (needs a router that can run PD). */
+    pd?: PdArgs;
     /** Require a bearer token; default true. */
     auth?: boolean;
     /** nginx rate limits; over the limit answers 429. */
@@ -238,11 +285,49 @@ type ServiceCommonArgs = {
     readinessTimeoutSeconds?: number;
 };
 
+/** The two roles of a PD service. */
+export const replicaRoles = ["prefill", "decode"] as const;
+export type ReplicaRole = (typeof replicaRoles)[number];
+
+/** One role of a PD service: its own count, and whatever it starts or places differently from the service. */
+export type PdRoleArgs = {
+    /** Replicas of this role, 0 to 64; default 1. 0 keeps the endpoint, which answers 503 naming the role. */
+    replicas?: number;
+    /** Port of this role's model servers; default the service's port. */
+    port?: number;
+    /** Commands that start this role's model server; default the service's. */
+    commands?: string[];
+    /** Container image of this role; default the service's. */
+    image?: string;
+    /** Environment added to the service's (this role's values win). */
+    env?: Record<string, pulumi.Input<string>> | string[];
+    /** Router policy for this role (`--prefill-policy` / `--decode-policy`); default the service's. */
+    policy?: string;
+} & BackendPlacementArgs;
+
+export interface PdArgs {
+    /** Prefill servers: they compute the prompt's KV cache and hand it to a decode server. */
+    prefill: PdRoleArgs & {
+        /** Port of the prefill's bootstrap server, where decode servers reach it directly; default 8998 (SGLang's). */
+        bootstrapPort?: number;
+    };
+    /** Decode servers: they generate the answer the client gets. */
+    decode: PdRoleArgs;
+}
+
+export type PdRoleSettings = Omit<PdRoleArgs, "replicas"> & { replicas: number };
+export interface PdSettings {
+    prefill: PdRoleSettings & { bootstrapPort: number };
+    decode: PdRoleSettings;
+}
+
 /** A service's settings: the model server, how many replicas, where they run, and the endpoint's auth and limits. */
 export type ServiceSettingsArgs = ServiceCommonArgs & BackendPlacementArgs;
 /** Service settings once parsed: defaults filled in. */
-export type ServiceSettings = Omit<ServiceSettingsArgs, "replicas" | "auth" | "rateLimits" | "readinessTimeoutSeconds"> & {
+export type ServiceSettings = Omit<ServiceSettingsArgs, "replicas" | "auth" | "rateLimits" | "readinessTimeoutSeconds" | "pd"> & {
+    /** Replicas without a role; 0 for a PD service (its counts are in `pd`). */
     replicas: number;
+    pd?: PdSettings;
     auth: boolean;
     rateLimits: RateLimit[];
     readinessTimeoutSeconds: number;

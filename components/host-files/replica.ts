@@ -19,15 +19,28 @@ export interface ReplicaProcessInput {
     env: Record<string, string>;
     /** How the gateway reaches the model server: a tunnel to its loopback, or its private address. */
     reachMode: "tunnel" | "direct";
+    /** A PD replica's role: `$ROLE`, and a prefill's `$BOOTSTRAP_PORT`. */
+    role?: "prefill" | "decode";
+    /** A prefill's bootstrap port on its host. */
+    bootstrapPort?: number;
 }
 
 /** Variables every replica gets beside the user's. */
 export const replicaVariables = ["SERVICE_NAME", "REPLICA_INDEX", "MODEL", "PORT"];
 
+/** The variables of a PD replica beside those: its role, and a prefill's bootstrap port. */
+function roleVariables(input: Pick<ReplicaProcessInput, "role" | "bootstrapPort">): Record<string, string> {
+    if (!input.role) {
+        return {};
+    }
+    return { ROLE: input.role, ...(input.bootstrapPort === undefined ? {} : { BOOTSTRAP_PORT: String(input.bootstrapPort) }) };
+}
+
 /** The run script, the systemd environment file and the unit of the model server. */
 export function replicaProcessFiles(input: ReplicaProcessInput): { runScript: HostFile; envFile: HostFile; unit: HostFile } {
-    const { service, index } = input;
-    const paths = replicaPaths(service, index);
+    const { service, index, role } = input;
+    const paths = replicaPaths(service, index, role);
+    const extra = roleVariables(input);
     return {
         runScript: {
             path: paths.runScript,
@@ -39,9 +52,12 @@ export function replicaProcessFiles(input: ReplicaProcessInput): { runScript: Ho
                 image: input.image ?? "",
                 gpus: input.gpus ?? true,
                 containerName: paths.containerName,
-                envNames: [...Object.keys(input.env), ...replicaVariables],
+                envNames: [...Object.keys(input.env), ...replicaVariables, ...Object.keys(extra)],
                 // Tunnels end on the replica's loopback; direct mode dials its private address.
                 publishAddress: input.reachMode === "tunnel" ? "127.0.0.1" : "0.0.0.0",
+                // PD servers reach each other on ports they pick (bootstrap, KV transfer): no port list to publish.
+                hostNetwork: role !== undefined,
+                role: role ?? "",
                 commands: input.commands,
                 commandsText: input.commands.join("\n"),
             }),
@@ -52,7 +68,7 @@ export function replicaProcessFiles(input: ReplicaProcessInput): { runScript: Ho
             content: render("systemd/replica.env.njk", {
                 service,
                 index,
-                env: { ...input.env, SERVICE_NAME: service, REPLICA_INDEX: String(index), MODEL: input.model, PORT: String(input.port) },
+                env: { ...input.env, SERVICE_NAME: service, REPLICA_INDEX: String(index), MODEL: input.model, PORT: String(input.port), ...extra },
             }),
         },
         unit: {
@@ -62,6 +78,7 @@ export function replicaProcessFiles(input: ReplicaProcessInput): { runScript: Ho
                 service,
                 index,
                 model: input.model,
+                role: role ?? "",
                 envFile: paths.envFile,
                 workDir: paths.processDir,
                 runScript: paths.runScript,

@@ -93,6 +93,8 @@ export interface ServerBlockInput {
     noWorkerAnswer?: NoWorkerAnswer;
     /** The model the service serves, named in that 503 (a router answers it too for a request naming another model). */
     servedModel?: string;
+    /** A PD service's replica counts: the 503 for "no worker" names the role that has none. */
+    pdReplicas?: { prefill: number; decode: number };
     /** Longest a request may take, streaming included. */
     readTimeoutSeconds?: number;
     /** Public ports; default 80 and 443. */
@@ -105,6 +107,19 @@ function noWorkerMessage(service: string, model: string | undefined): string {
     // Shown inside an nginx string: `$` would start a variable, so only plain characters of the name.
     const served = model ? ` model '${model.replace(/[^A-Za-z0-9._/:@+-]/g, "?")}'` : "";
     const message = `service ${service} has no replica ready to serve${served} (scaled to zero, starting, or unhealthy), or the request names another model`;
+    return `${JSON.stringify({ error: { message, type: "service_unavailable", code: 503 } })}\n`;
+}
+
+/**
+ * The 503 body of a PD service whose router lacks a prefill or a decode worker. nginx cannot read which
+ * from the router's answer, so a role scaled to zero is named from the config; otherwise both are suspects.
+ */
+function pdNoWorkerMessage(service: string, replicas: { prefill: number; decode: number }): string {
+    const missing = (["prefill", "decode"] as const).filter((role) => replicas[role] === 0);
+    const message =
+        missing.length > 0
+            ? `service ${service} has no ${missing.join(" and no ")} replica (pd.${missing[0]}.replicas is 0); each request needs a prefill and a decode replica`
+            : `service ${service} has no prefill or no decode replica ready (starting or unhealthy); each request needs one of each`;
     return `${JSON.stringify({ error: { message, type: "service_unavailable", code: 503 } })}\n`;
 }
 
@@ -139,7 +154,7 @@ export function serverBlockText(input: ServerBlockInput): string {
         tls: input.tls ?? false,
         hideHeaders: [...corsResponseHeaders, ...(input.internalResponseHeaders ?? [])],
         noWorkerAnswer: input.noWorkerAnswer ? { ...input.noWorkerAnswer, variable: headerVariable(input.noWorkerAnswer.header, "$upstream_http_") } : false,
-        noWorkerMessage: noWorkerMessage(input.service, input.servedModel),
+        noWorkerMessage: input.pdReplicas ? pdNoWorkerMessage(input.service, input.pdReplicas) : noWorkerMessage(input.service, input.servedModel),
         readTimeoutSeconds: input.readTimeoutSeconds ?? 3600,
         httpPort: input.httpPort ?? 80,
         httpsPort: input.httpsPort ?? 443,

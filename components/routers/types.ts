@@ -47,6 +47,8 @@ export interface RouterLaunchOptions {
     workerStartupTimeoutSeconds: number;
     /** Every replica's worker URL, for a router that learns its workers only at start (`addsWorkersAtRuntime: false`). */
     workerUrls: string[];
+    /** Prefill/decode disaggregation: the router pairs a prefill and a decode worker per request, each role with its policy. */
+    pd?: { prefillPolicy: string; decodePolicy: string };
 }
 
 /** The router process of one service, as files and commands on the gateway. */
@@ -68,9 +70,13 @@ export interface RouterWorkerArgs {
     /** Router HTTP port on the gateway's loopback. */
     routerPort: number;
     /** The URL the router sends this worker's requests to. */
-    workerUrl: string;
+    workerUrl: pulumi.Input<string>;
     /** How long to wait for the router to report the worker healthy. */
     readinessTimeoutSeconds: number;
+    /** The worker's PD role; undefined for a service without roles. */
+    role?: "prefill" | "decode";
+    /** A prefill's bootstrap port, where decode servers reach it (the router tells them with each request). */
+    bootstrapPort?: number;
 }
 
 /** One worker's registration with a router (RouterWorker): create adds it, delete removes it. */
@@ -87,8 +93,12 @@ export interface Router {
     readonly defaultPolicy: string;
     /** Why `version` cannot be installed, or undefined when it can. */
     versionProblem(version: string): string | undefined;
-    /** Why `policy` cannot work with `version` (not offered, or refused at start), or undefined when it can. */
-    policyProblem(policy: string, version: string): string | undefined;
+    /** Why `policy` cannot work with `version` (for a PD `role`'s workers when given), or undefined when it can. */
+    policyProblem(policy: string, version: string, role?: "prefill" | "decode"): string | undefined;
+    /** Why `version` cannot run a PD service (pairing prefill and decode workers added at runtime), or undefined. */
+    pdProblem(version: string): string | undefined;
+    /** How this version answers when a PD service lacks a worker of some role (the gateway answers its own 503 instead). */
+    pdNoWorkerAnswer(version: string): NoWorkerAnswer | undefined;
     /**
      * True when workers join and leave a running router (one RouterWorker per replica, no restart);
      * false when the router learns its workers only at start (a replica-count change restarts it).

@@ -60,3 +60,24 @@ export function awsStack(replicas: number, overrides: { gateway?: Record<string,
         tokens: { chat: [testToken] },
     };
 }
+
+/** A PD service on the ssh backend: prefills on 10.213.0.3, decodes on 10.213.0.4 (a role per host keeps their ports apart). */
+export function pdSshStack(prefill: number, decode: number, roles: { prefill?: Record<string, unknown>; decode?: Record<string, unknown> } = {}) {
+    const stack = sshStack(0);
+    const { replicas: _replicas, hosts: _hosts, ...service } = stack.services[0];
+    return {
+        ...stack,
+        services: [
+            {
+                ...service,
+                commands: [
+                    "node /opt/fake-worker.js --port $PORT --host 0.0.0.0 --disaggregation-mode $ROLE --disaggregation-bootstrap-port ${BOOTSTRAP_PORT:-0}",
+                ],
+                pd: {
+                    prefill: { replicas: prefill, bootstrapPort: 9000, hosts: [{ host: "10.213.0.3" }], ...roles.prefill },
+                    decode: { replicas: decode, hosts: [{ host: "10.213.0.4" }], ...roles.decode },
+                },
+            },
+        ],
+    };
+}

@@ -15,6 +15,21 @@ type Case = [title: string, change: (s: Stack & Record<string, unknown>) => void
 const gw = (s: Stack) => s.gateway as Record<string, unknown>;
 const svc = (s: Stack, i = 0) => s.services[i] as Record<string, unknown>;
 
+/** Makes services[0] a PD service (1 prefill + 1 decode on the service's hosts), roles deep-merged with `roles`. */
+function pd(s: Stack, roles: { prefill?: Record<string, unknown>; decode?: Record<string, unknown> } = {}, router?: unknown) {
+    delete svc(s).replicas;
+    // One host per role: on a shared host both roles would take the service's port.
+    svc(s).pd = {
+        prefill: { replicas: 1, hosts: [{ host: "10.213.0.3" }], ...roles.prefill },
+        decode: { replicas: 1, hosts: [{ host: "10.213.0.4" }], ...roles.decode },
+    };
+    if (router === null) {
+        delete gw(s).router;
+    } else if (router !== undefined) {
+        gw(s).router = router;
+    }
+}
+
 /** Another service name whose port slot is `name`'s. */
 function slotTwin(name: string): string {
     for (let i = 0; ; i++) {
@@ -198,6 +213,61 @@ const catalog: Case[] = [
         "services[1].portSlot",
         /already taken by 'services\[0\] chat'/,
     ],
+    // Prefill/decode disaggregation (pd), one problem each.
+    [
+        "pd on sglang-router 0.3.2",
+        (s) => pd(s, {}, { type: "sglang", version: "0.3.2" }),
+        "services[0].pd",
+        /0\.3\.2 cannot add prefill and decode workers.*1\.13\.0/,
+    ],
+    ["pd without a router", (s) => pd(s, {}, null), "services[0].pd", /needs a router on the gateway/],
+    ["pd and replicas both", (s) => (pd(s), (svc(s).replicas = 2)), "services[0].replicas", /per role: set pd\.prefill\.replicas and pd\.decode\.replicas/],
+    [
+        "a pd role with no way to start it",
+        (s) => (pd(s, { prefill: { commands: ["serve --disaggregation-mode prefill"] } }), delete svc(s).commands),
+        "services[0].pd.decode.commands",
+        /commands or image for the decode role/,
+    ],
+    [
+        "a bootstrap port that is the serving port",
+        (s) => pd(s, { prefill: { bootstrapPort: 8000 } }),
+        "services[0].pd.prefill.bootstrapPort",
+        /the bootstrap port of prefill replica 0 \(8000\) is the serving port of prefill replica 0 on host 10\.213\.0\.3; give them different ports/,
+    ],
+    [
+        "prefill ports that overlap on a shared host",
+        (s) => pd(s, { prefill: { replicas: 3, bootstrapPort: 8001, hosts: [{ host: "10.213.0.3" }] } }),
+        "services[0].pd.prefill.bootstrapPort",
+        /the serving port of prefill replica 1 \(8001\) is the bootstrap port of prefill replica 0 on host 10\.213\.0\.3/,
+    ],
+    [
+        "both roles on one host and one port",
+        (s) => pd(s, { decode: { hosts: [{ host: "10.213.0.3" }] } }),
+        "services[0].port",
+        /the serving port of decode replica 0 \(8000\) is the serving port of prefill replica 0 on host 10\.213\.0\.3/,
+    ],
+    ["bucket for decode", (s) => pd(s, { decode: { policy: "bucket" } }), "services[0].pd.decode.policy", /decode role.*bucket is for the prefill role only/],
+    [
+        "power_of_two for prefill",
+        (s) => pd(s, { prefill: { policy: "power_of_two" } }),
+        "services[0].pd.prefill.policy",
+        /prefill role: smg refuses to start power_of_two/,
+    ],
+    [
+        "a pd role with an aws setting on ssh",
+        (s) => pd(s, { prefill: { instanceType: "g5.xlarge" } }),
+        "services[0].pd.prefill.instanceType",
+        /setting of the aws backend/,
+    ],
+    ["a pd role of 65 replicas", (s) => pd(s, { decode: { replicas: 65 } }), "services[0].pd.decode.replicas", /0 to 64/],
+    [
+        "a pd role without hosts on ssh",
+        (s) => (pd(s, { prefill: { hosts: undefined } }), delete svc(s).hosts),
+        "services[0].pd.prefill.hosts",
+        /list of SSH hosts/,
+    ],
+    ["a pd role of unknown shape", (s) => pd(s, { prefill: { bootstrap: 9000 } }), "services[0].pd.prefill.bootstrap", /unknown key/],
+    ["a bootstrap port out of range", (s) => pd(s, { prefill: { bootstrapPort: 0 } }), "services[0].pd.prefill.bootstrapPort", /1 to 65535/],
     ["a bare env name unset where pulumi up runs", (s) => (svc(s).env = ["SGW_TEST_UNSET_VARIABLE"]), "services[0].env[0]", /has no value here/],
     [
         "privateKeyPath that cannot be read",

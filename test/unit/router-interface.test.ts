@@ -19,6 +19,8 @@ const staticRouter: Router = {
     inferencePaths: { exact: [], prefix: ["/v1/"] },
     internalResponseHeaders: () => ["x-static-upstream"],
     noWorkerAnswer: () => undefined,
+    pdProblem: () => "static-test cannot pair prefill and decode workers",
+    pdNoWorkerAnswer: () => undefined,
     install: (settings) => ({ requirement: `static-test==${settings.version}`, commands: ["echo install-static-test"], paths: ["/opt/static-test"] }),
     launch(options) {
         launched.push({ workerUrls: options.workerUrls, policy: options.policy });

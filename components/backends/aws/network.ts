@@ -55,3 +55,22 @@ export function securityGroups(aws: Aws, name: string, args: NetworkArgs, vpcId:
     );
     return { gateway, replicas };
 }
+
+/**
+ * The replicas of one PD service reach each other on every TCP port: a decode server dials its prefill's
+ * bootstrap port, and the KV cache transfer picks its own ports. Nothing else is let in.
+ */
+export function pdPeerGroup(aws: Aws, name: string, args: NetworkArgs, vpcId: pulumi.Input<string> | undefined, opts: pulumi.CustomResourceOptions) {
+    return new aws.ec2.SecurityGroup(
+        name,
+        {
+            description: `sglang-gateway ${name}: prefill and decode replicas of one service, to each other`,
+            vpcId,
+            region: args.region,
+            ingress: [{ protocol: "tcp", fromPort: 0, toPort: 65535, self: true }],
+            egress: [{ protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"] }],
+            tags: { ...args.tags, Name: name },
+        },
+        opts,
+    );
+}

@@ -28,6 +28,8 @@ export interface SglangGeneration {
      * Off for 0.3.x: stacks that pinned it keep byte-identical scripts, so a library upgrade restarts nothing.
      */
     readonly removesUnusedInstalls: boolean;
+    /** PD disaggregation with workers added at runtime: policies only a role offers, and the answer when a role has no worker. */
+    readonly pd?: { prefillOnlyPolicies: readonly string[]; noWorkerAnswer: NoWorkerAnswer };
 }
 
 const refusedAtStart = (pkg: string) =>
@@ -49,6 +51,8 @@ export const smg1: SglangGeneration = {
     internalResponseHeaders: ["x-smg-routed-worker-id", "x-smg-error-code"],
     noWorkerAnswer: { status: 404, header: "x-smg-error-code", value: "model_not_found" },
     removesUnusedInstalls: true,
+    // `bucket` is offered for prefill only (--prefill-policy); a PD router without prefill or decode answers 503.
+    pd: { prefillOnlyPolicies: ["bucket"], noWorkerAnswer: { status: 503, header: "x-smg-error-code", value: "no_available_workers" } },
 };
 
 /** `sglang-router` 0.3.x, the last releases under the old name: for stacks that pinned it. */

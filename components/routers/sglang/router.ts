@@ -37,6 +37,7 @@ export function sglangRouterCommand(options: RouterLaunchOptions): string[] {
         String(options.metricsPort),
         "--policy",
         options.policy,
+        ...(options.pd ? ["--pd-disaggregation", "--prefill-policy", options.pd.prefillPolicy, "--decode-policy", options.pd.decodePolicy] : []),
         "--log-dir",
         routerPaths(options.service).logDir,
         // Aligned with our readiness wait: a registration we gave up on also ends in the router.
@@ -59,16 +60,26 @@ export const sglangRouter: Router = {
         return generationOf(version) ? undefined : `expected a version this library installs with a pinned closure: ${supportedVersions()}`;
     },
 
-    policyProblem(policy, version) {
-        const { packageName, policies, refusedPolicies } = generation(version);
+    policyProblem(policy, version, role) {
+        const { packageName, policies: regular, refusedPolicies, pd } = generation(version);
+        const policies = role === "prefill" ? [...regular, ...(pd?.prefillOnlyPolicies ?? [])] : regular;
         // Exits at start with "Power-of-two policy requires at least 2 workers", and a service's
         // router starts before its replicas register (and again after every restart with fewer).
         const refused = refusedPolicies[policy];
         if (refused) {
             return `${refused} (${policies.join(", ")})`;
         }
-        return policies.includes(policy) ? undefined : `expected one of ${policies.join(", ")} (${packageName} ${version})`;
+        const onlyPrefill = role !== "prefill" && pd?.prefillOnlyPolicies.includes(policy) ? `; ${policy} is for the prefill role only` : "";
+        return policies.includes(policy) ? undefined : `expected one of ${policies.join(", ")} (${packageName} ${version})${onlyPrefill}`;
     },
+
+    pdProblem(version) {
+        const { packageName, pd } = generation(version);
+        return pd
+            ? undefined
+            : `${packageName} ${version} cannot add prefill and decode workers at runtime (this library's PD services need that); use the router's version ${smg1.versions[0]} (smg)`;
+    },
+    pdNoWorkerAnswer: (version) => generation(version).pd?.noWorkerAnswer,
 
     // Every generation's: during an upgrade or a downgrade the old router still answers after the new block is in place.
     internalResponseHeaders: () => [...new Set(generations.flatMap((g) => g.internalResponseHeaders))],
@@ -114,6 +125,7 @@ export const sglangRouter: Router = {
                         workersDir,
                         command,
                         workerUrlsFlag: "--worker-urls",
+                        pd: Boolean(options.pd),
                     }),
                 },
                 {

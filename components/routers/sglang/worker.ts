@@ -15,7 +15,10 @@ export interface SglangWorkerInputs {
     gateway?: SshTarget;
     routerPort: number;
     workerUrl: string;
-    workerType: "regular";
+    /** `prefill` and `decode` only in a PD router; the router never routes a PD request to a `regular` one. */
+    workerType: "regular" | "prefill" | "decode";
+    /** A prefill's bootstrap port: the router hands it to the decode worker of each request. */
+    bootstrapPort?: number;
     workersDir: string;
     readinessTimeoutSeconds: number;
     /** Talk to the admin API at this URL directly, without SSH (tests, or a router on this machine). */
@@ -36,6 +39,8 @@ interface ListedWorker {
     /** smg: pending, ready, not_ready or draining; 0.3.x has none. */
     status?: string;
     job_status?: { status?: string; message?: string };
+    /** smg: what the server said of itself, e.g. `disaggregation_mode` (absent for a server without a role). */
+    labels?: Record<string, string>;
 }
 
 /** smg lists a removed worker as draining for ~5 s: it takes no new requests, and it is on its way out. */
@@ -69,6 +74,39 @@ function workerFile(inputs: SglangWorkerInputs): string {
 
 function shq(text: string): string {
     return `'${text.replace(/'/g, `'"'"'`)}'`;
+}
+
+/** What the start script passes the router for this worker after a restart: its URL (regular), or its role's flag. */
+function startArguments(inputs: SglangWorkerInputs): string {
+    if (inputs.workerType === "prefill") {
+        return `--prefill ${inputs.workerUrl} ${inputs.bootstrapPort}`;
+    }
+    return inputs.workerType === "decode" ? `--decode ${inputs.workerUrl}` : inputs.workerUrl;
+}
+
+/** The registration body: a prefill's carries the bootstrap port the router cannot learn from the server. */
+function registration(inputs: SglangWorkerInputs): Record<string, unknown> {
+    return {
+        url: inputs.workerUrl,
+        worker_type: inputs.workerType,
+        ...(inputs.workerType === "prefill" ? { bootstrap_port: inputs.bootstrapPort } : {}),
+    };
+}
+
+/**
+ * Why a registered worker cannot serve its role, or undefined. The router does not check: a server
+ * started without `--disaggregation-mode`, or with the other role's, is accepted and then fails requests.
+ */
+export function roleMismatch(inputs: Pick<SglangWorkerInputs, "workerType" | "workerUrl">, labels: Record<string, string> | undefined): string | undefined {
+    if (inputs.workerType === "regular") {
+        return undefined;
+    }
+    const reported = labels?.disaggregation_mode;
+    if (reported === inputs.workerType) {
+        return undefined;
+    }
+    const says = reported ? `reports disaggregation_mode '${reported}'` : "reports no disaggregation mode (a server without a role)";
+    return `the model server behind ${inputs.workerUrl} ${says}, and it is registered as ${inputs.workerType}: start it with \`--disaggregation-mode ${inputs.workerType}\` (its role's commands; $ROLE holds the role)`;
 }
 
 /** Removes the worker; `pendingId` also reaches a registration the router does not list yet. */
@@ -108,7 +146,7 @@ async function addOrAdopt(session: AdminSession, inputs: SglangWorkerInputs, dea
             return {};
         }
         if (!drainingByUrl(workers, inputs.workerUrl)) {
-            const answer = await session.request("POST", "/workers", { url: inputs.workerUrl, worker_type: inputs.workerType });
+            const answer = await session.request("POST", "/workers", registration(inputs));
             if (answer.status < 300) {
                 return { pendingId: (JSON.parse(answer.text) as { worker_id?: string }).worker_id };
             }
@@ -150,7 +188,7 @@ async function jobOf(session: AdminSession, id: string): Promise<{ failed: boole
 }
 
 async function registerWorker(session: AdminSession, inputs: SglangWorkerInputs): Promise<string> {
-    await session.exec(`mkdir -p ${shq(inputs.workersDir)} && printf '%s\\n' ${shq(inputs.workerUrl)} > ${shq(workerFile(inputs))}`);
+    await session.exec(`mkdir -p ${shq(inputs.workersDir)} && printf '%s\\n' ${shq(startArguments(inputs))} > ${shq(workerFile(inputs))}`);
     const deadline = Date.now() + inputs.readinessTimeoutSeconds * 1000;
     let pendingId: string | undefined;
     try {
@@ -164,6 +202,11 @@ async function registerWorker(session: AdminSession, inputs: SglangWorkerInputs)
     for (;;) {
         const listed = findByUrl(await listWorkers(session), inputs.workerUrl);
         if (listed?.is_healthy === true) {
+            const mismatch = roleMismatch(inputs, listed.labels);
+            if (mismatch) {
+                await removeWorker(session, inputs, listed.id).catch(() => undefined);
+                throw new Error(`${mismatch}; the registration was removed again`);
+            }
             return listed.id;
         }
         if (listed) {
@@ -199,11 +242,11 @@ export const sglangWorkerProvider: pulumi.dynamic.ResourceProvider = {
     },
 
     async diff(_id: string, olds: SglangWorkerOutputs, news: SglangWorkerInputs) {
-        const replaces: string[] = (["workerUrl", "workerType"] as const).filter((k) => olds[k] !== news[k]);
+        const replaces: string[] = (["workerUrl", "workerType", "bootstrapPort"] as const).filter((k) => olds[k] !== news[k]);
         if (olds.gateway?.hostId !== news.gateway?.hostId) {
             replaces.push("gateway");
         }
-        const watched = ["workerUrl", "workerType", "routerPort", "workersDir", "readinessTimeoutSeconds", "adminBaseUrl", "gateway"] as const;
+        const watched = ["workerUrl", "workerType", "bootstrapPort", "routerPort", "workersDir", "readinessTimeoutSeconds", "adminBaseUrl", "gateway"] as const;
         const changes = watched.some((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]));
         // Create the new registration before the old one leaves, so the router is never without it; but a
         // new gateway instance behind the same address never had the old one: clean first, then register.
@@ -225,12 +268,27 @@ export const sglangWorkerProvider: pulumi.dynamic.ResourceProvider = {
     },
 };
 
+/** A prefill needs its bootstrap port (the router hands it to decode servers), and only a prefill has one. */
+export function bootstrapPortCheck(args: Pick<RouterWorkerArgs, "role" | "bootstrapPort">): string | undefined {
+    if (args.role === "prefill" && !(Number.isInteger(args.bootstrapPort) && (args.bootstrapPort as number) >= 1 && (args.bootstrapPort as number) <= 65535)) {
+        return `a prefill worker needs its bootstrapPort (a whole number from 1 to 65535), got ${JSON.stringify(args.bootstrapPort)}: without it the router tells decode servers "bootstrap_port": null`;
+    }
+    if (args.role !== "prefill" && args.bootstrapPort !== undefined) {
+        return `a ${args.role ?? "regular"} worker got bootstrapPort ${JSON.stringify(args.bootstrapPort)}; only a prefill has one`;
+    }
+    return undefined;
+}
+
 /** RouterWorker: the registration of one worker with the SGLang router of a service. */
 export class SglangRouterWorker extends pulumi.dynamic.Resource implements RouterWorkerResource {
     declare readonly workerUrl: pulumi.Output<string>;
     declare readonly routerWorkerId: pulumi.Output<string>;
 
     constructor(name: string, args: RouterWorkerArgs, opts: pulumi.CustomResourceOptions = {}) {
+        const bootstrapPortProblem = bootstrapPortCheck(args);
+        if (bootstrapPortProblem) {
+            throw new Error(`RouterWorker ${name} (service ${args.service}): ${bootstrapPortProblem}`);
+        }
         const gateway = pulumi.output(args.gateway).apply((g: pulumi.Unwrap<SshConnection>) => ({
             host: g.host,
             port: g.port ?? 22,
@@ -246,7 +304,8 @@ export class SglangRouterWorker extends pulumi.dynamic.Resource implements Route
                 gateway: pulumi.secret(gateway),
                 routerPort: args.routerPort,
                 workerUrl: args.workerUrl,
-                workerType: "regular",
+                workerType: args.role ?? "regular",
+                ...(args.role === "prefill" ? { bootstrapPort: args.bootstrapPort } : {}),
                 workersDir: sglangWorkersDir(args.service),
                 readinessTimeoutSeconds: args.readinessTimeoutSeconds,
                 routerWorkerId: undefined,
