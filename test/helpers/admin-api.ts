@@ -28,10 +28,14 @@ export interface AdminApiOptions {
     smg?: boolean;
     /** smg: how long a deleted worker stays listed as draining (the real one: ~5 s). */
     drainMs?: number;
+    /** smg: the `disaggregation_mode` each worker URL's server reports, listed as `labels.disaggregation_mode`. */
+    serverModes?: Record<string, string>;
 }
 
 export class AdminApi {
     readonly calls: string[] = [];
+    /** Bodies of POST /workers, parsed. */
+    readonly registrations: Record<string, unknown>[] = [];
     readonly workers = new Map<string, Worker>();
     private server = http.createServer((req, res) => this.handle(req, res));
 
@@ -92,6 +96,7 @@ export class AdminApi {
                         worker_type: w.worker_type,
                         is_healthy: w.is_healthy,
                         load: 0,
+                        ...(this.options.serverModes?.[w.url] ? { labels: { disaggregation_mode: this.options.serverModes[w.url] } } : {}),
                         ...(this.options.smg ? { status: w.drainingUntil !== undefined ? "draining" : w.is_healthy ? "ready" : "pending" } : {}),
                     }));
                 return send(200, { workers: list, total: list.length, stats: {} });
@@ -112,6 +117,7 @@ export class AdminApi {
                     return send(503, { code: "SERVICE_UNAVAILABLE", message: "router overloaded" });
                 }
                 const parsed = JSON.parse(body) as { url: string; worker_type?: string };
+                this.registrations.push(parsed);
                 this.expireDrained();
                 const existing = [...this.workers.values()].find((w) => w.url === parsed.url && !w.failed);
                 if (existing && this.options.smg) {

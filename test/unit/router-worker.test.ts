@@ -1,7 +1,7 @@
 // The RouterWorker provider's methods against an in-test server speaking the router's /workers API.
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
-import { sglangWorkerProvider, type SglangWorkerInputs, type SglangWorkerOutputs } from "../../components/routers/sglang/worker";
+import { bootstrapPortCheck, sglangWorkerProvider, type SglangWorkerInputs, type SglangWorkerOutputs } from "../../components/routers/sglang/worker";
 import { AdminApi } from "../helpers/admin-api";
 
 const provider = sglangWorkerProvider as Required<pulumi.dynamic.ResourceProvider>;
@@ -231,5 +231,63 @@ describe("RouterWorker provider against smg 1.x answers (409, draining, a failed
         await provider.delete(created.id, created.outs as SglangWorkerOutputs);
         const read = await provider.read(created.id, created.outs as SglangWorkerOutputs);
         assert.ok(!read.id, "a draining worker is not there any more for refresh");
+    });
+});
+
+describe("RouterWorker provider: PD roles (smg answers)", () => {
+    let api: AdminApi;
+    afterEach(() => api.stop());
+    const prefillUrl = "http://10.0.0.5:8000";
+
+    it("a prefill registers with its role and bootstrap port; a decode with its role only", async () => {
+        api = new AdminApi({ smg: true, serverModes: { [prefillUrl]: "prefill", "http://127.0.0.1:20001": "decode" } });
+        const base = await api.start();
+        await provider.create(inputs(base, { workerUrl: prefillUrl, workerType: "prefill", bootstrapPort: 9000 }));
+        await provider.create(inputs(base, { workerType: "decode" }));
+        assert.deepStrictEqual(api.registrations, [
+            { url: prefillUrl, worker_type: "prefill", bootstrap_port: 9000 },
+            { url: "http://127.0.0.1:20001", worker_type: "decode" },
+        ]);
+    });
+
+    for (const [registeredAs, reported, says] of [
+        ["decode", "prefill", /reports disaggregation_mode 'prefill', and it is registered as decode: start it with `--disaggregation-mode decode`/],
+        ["prefill", undefined, /reports no disaggregation mode \(a server without a role\), and it is registered as prefill/],
+    ] as const) {
+        it(`a ${registeredAs} whose server reports ${reported ?? "no mode"} fails with a clear error and leaves no registration (the router does not check)`, async () => {
+            api = new AdminApi({ smg: true, drainMs: 50, serverModes: reported ? { [prefillUrl]: reported } : {} });
+            const base = await api.start();
+            const args = inputs(base, { workerUrl: prefillUrl, workerType: registeredAs, ...(registeredAs === "prefill" ? { bootstrapPort: 9000 } : {}) });
+            await assert.rejects(provider.create(args), (err: Error) => {
+                assert.match(err.message, says);
+                assert.match(err.message, /http:\/\/10\.0\.0\.5:8000/);
+                assert.match(err.message, /registration was removed again/);
+                return true;
+            });
+            assert.ok(
+                api.calls.some((c) => c.startsWith("DELETE /workers/")),
+                api.calls.join(", "),
+            );
+        });
+    }
+
+    it("a prefill without its bootstrap port, or a decode with one, is refused before any call", () => {
+        assert.match(
+            bootstrapPortCheck({ role: "prefill" }) ?? "",
+            /a prefill worker needs its bootstrapPort .* got undefined: without it the router tells decode servers "bootstrap_port": null/,
+        );
+        assert.match(bootstrapPortCheck({ role: "prefill", bootstrapPort: 70000 }) ?? "", /from 1 to 65535/);
+        assert.match(bootstrapPortCheck({ role: "decode", bootstrapPort: 9000 }) ?? "", /only a prefill has one/);
+        assert.strictEqual(bootstrapPortCheck({ role: "prefill", bootstrapPort: 9000 }), undefined);
+        assert.strictEqual(bootstrapPortCheck({}), undefined);
+    });
+
+    it("diff: a new role or bootstrap port replaces the registration", async () => {
+        const olds = { ...inputs("http://x", { workerType: "prefill", bootstrapPort: 9000 }), routerWorkerId: "id" } as SglangWorkerOutputs;
+        assert.deepStrictEqual((await provider.diff("id", olds, { ...olds, bootstrapPort: 9001 })).replaces, ["bootstrapPort"]);
+        assert.deepStrictEqual((await provider.diff("id", olds, { ...olds, workerType: "decode", bootstrapPort: undefined })).replaces, [
+            "workerType",
+            "bootstrapPort",
+        ]);
     });
 });
