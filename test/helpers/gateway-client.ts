@@ -14,6 +14,8 @@ export interface Answer {
     status: number;
     body: string;
     worker?: string;
+    /** A PD service's answer: the prefill the router paired the decode with (the fake decode's X-Fake-Prefill). */
+    prefill?: string;
     seconds?: number;
     /** Response header names, lowercase. */
     headerNames?: string[];
@@ -51,6 +53,7 @@ export function chat(options: { stream?: boolean; withToken?: boolean; tokens?: 
                     status: res.statusCode ?? 0,
                     body: text,
                     worker: res.headers["x-fake-worker"] as string | undefined,
+                    prefill: res.headers["x-fake-prefill"] as string | undefined,
                     seconds: (Date.now() - started) / 1000,
                     headerNames: Object.keys(res.headers),
                 });

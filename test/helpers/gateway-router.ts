@@ -5,11 +5,19 @@ import { onHost } from "./sandbox";
 export const routerUnit = "sglang-gateway-router-chat.service";
 
 /** The router's workers, not counting those smg still lists as draining after a removal (~5 s). */
-export async function workers(): Promise<{ id: string; url: string; is_healthy: boolean }[]> {
+export interface ListedWorker {
+    id: string;
+    url: string;
+    is_healthy: boolean;
+    status?: string;
+    /** smg: regular, prefill or decode. */
+    worker_type?: string;
+    bootstrap_port?: number | null;
+}
+
+export async function workers(): Promise<ListedWorker[]> {
     const port = /--port (\d+)/.exec(await onHost("gw", "cat /etc/sglang-gateway/routers/chat/start.sh"))?.[1];
-    const listed = (
-        JSON.parse(await onHost("gw", `curl -s 127.0.0.1:${port}/workers`)) as { workers: { id: string; url: string; is_healthy: boolean; status?: string }[] }
-    ).workers;
+    const listed = (JSON.parse(await onHost("gw", `curl -s 127.0.0.1:${port}/workers`)) as { workers: ListedWorker[] }).workers;
     return listed.filter((w) => w.status !== "draining");
 }
 

@@ -41,3 +41,32 @@ export function sandboxStack(options: SandboxStackOptions) {
         tokens: { chat: [token] },
     };
 }
+
+/** The fake worker as a PD role: a prefill listens on r1's network (the router and decodes reach it there), a decode on r2's loopback. */
+const pdFakeWorker = (host: string) =>
+    `exec /usr/bin/node /opt/sglang-gateway-fixtures/fake-worker.js --host ${host} --port "$PORT" --name "$(hostname)-$ROLE-$REPLICA_INDEX" --model "$MODEL" ` +
+    `--disaggregation-mode "$ROLE" --disaggregation-bootstrap-port "\${BOOTSTRAP_PORT:-8998}" --tokens-per-second 20`;
+
+/** A `chat` service with PD roles: prefills on r1, decodes on r2, with the default router (smg). */
+export function pdSandboxStack(options: { gateway: string; prefill: number; decode: number }) {
+    const base = sandboxStack({ gateway: options.gateway, replicas: 0 });
+    const state = sandboxState();
+    const { replicas: _replicas, hosts: _hosts, commands: _commands, ...service } = base.services[0];
+    return {
+        ...base,
+        services: [
+            {
+                ...service,
+                pd: {
+                    prefill: {
+                        replicas: options.prefill,
+                        bootstrapPort: 9000,
+                        commands: [pdFakeWorker("0.0.0.0")],
+                        hosts: [{ host: state.hosts.r1.address }],
+                    },
+                    decode: { replicas: options.decode, commands: [pdFakeWorker("127.0.0.1")], hosts: [{ host: state.hosts.r2.address }] },
+                },
+            },
+        ],
+    };
+}

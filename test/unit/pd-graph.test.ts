@@ -76,8 +76,8 @@ describe("PD service (mocks)", () => {
         ["prefill 1→2", [1, 1], [2, 1], "prefill"],
     ] as const) {
         it(`scaling ${what} adds only that role's replica; nothing else changes`, async () => {
-            const before = inputsByName((await build(pdSshStack(...from))).mocks);
-            const after = inputsByName((await build(pdSshStack(...to))).mocks);
+            const before = inputsByName((await build(pdSshStack(from[0], from[1]))).mocks);
+            const after = inputsByName((await build(pdSshStack(to[0], to[1]))).mocks);
             const added = [...after.keys()].filter((n) => !before.has(n)).sort();
             const children = role === "prefill" ? ["process", "worker"] : ["process", "tunnel", "bridge", "worker"];
             assert.deepStrictEqual(added, [`chat-${role}-1`, ...children.map((c) => `chat-${role}-1-${c}`)].sort());

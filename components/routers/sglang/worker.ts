@@ -233,6 +233,11 @@ async function registerWorker(session: AdminSession, inputs: SglangWorkerInputs)
 /** The dynamic provider; exported so tests call its methods directly. */
 export const sglangWorkerProvider: pulumi.dynamic.ResourceProvider = {
     async create(inputs: SglangWorkerInputs) {
+        // Checked here too: the provider is the last stop before the router, which would accept either mistake.
+        const problem = bootstrapPortCheck({ role: inputs.workerType === "regular" ? undefined : inputs.workerType, bootstrapPort: inputs.bootstrapPort });
+        if (problem) {
+            throw new Error(`worker ${inputs.workerUrl}: ${problem}`);
+        }
         const routerWorkerId = await withAdminSession(inputs, (s) => registerWorker(s, inputs));
         return { id: inputs.workerUrl, outs: { ...inputs, routerWorkerId } };
     },
