@@ -117,6 +117,8 @@ export function servicePaths(service: string) {
         serverBlock: `${gatewayPaths.servicesDir}/${service}.conf`,
         accessLog: `/var/log/nginx/sglang-gateway-${service}.access.log`,
         socketDir: `${runDir}/${service}`,
+        /** Held by the one replica of the service restarting for a new config; says where a failed roll stopped. */
+        rolloutLock: `${runDir}/rollout-${service}`,
         /** nginx names: the prefixes keep a service called `chat-replica-0` apart from chat's bridge 0. */
         upstreamName: `sgw_service_${service.replace(/-/g, "_")}`,
         variablePrefix: `sgw_${service.replace(/-/g, "_")}`,

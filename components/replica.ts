@@ -5,8 +5,17 @@ import type { RoleSettings, ServiceSettings } from "./config";
 import type { Gateway } from "./gateway";
 import { bridgeFile, replicaProcessFiles, tunnelKeyFile, tunnelUnitFile } from "./host-files/replica";
 import { hostStep, HostScript } from "./host-script";
-import { nginxDrain, nginxDrainRetired, nginxRecordWorkers, nginxReload, systemdUnitSteps, waitForModelServer, waitForSocket } from "./host-script/steps";
-import { bridgePort, hostPaths, replicaPaths, workerUrl } from "./naming";
+import {
+    nginxDrain,
+    nginxDrainRetired,
+    nginxRecordWorkers,
+    nginxReload,
+    rolloutScripts,
+    systemdUnitSteps,
+    waitForModelServer,
+    waitForSocket,
+} from "./host-script/steps";
+import { bridgePort, hostPaths, replicaPaths, servicePaths, workerUrl } from "./naming";
 import type { RouterWorkerResource } from "./routers";
 
 export const replicaType = "sglang-gateway:index:Replica";
@@ -24,6 +33,8 @@ export interface ReplicaArgs {
     env: Record<string, pulumi.Input<string>>;
     /** The service router's port on the gateway; unused without a router. */
     routerPort: number;
+    /** Names one config change of the service: replicas restarting for it roll one at a time, and a failure stops the others. */
+    rolloutId: pulumi.Input<string>;
 }
 
 /** A host in a URL: an IPv6 address in brackets. */
@@ -88,6 +99,38 @@ export class Replica extends pulumi.ComponentResource {
         );
         const envContent = processFiles.apply((f) => f.envFile.content);
         const unitSteps = systemdUnitSteps(paths.processUnit);
+        // The URL the router knows this replica by: a prefill's own address, else its bridge on the gateway.
+        const directTarget = pulumi.output(host.address).apply((address) => `${urlHost(address)}:${this.port}`);
+        this.workerUrl = direct ? directTarget.apply((target) => `http://${target}`) : pulumi.output(workerUrl(args.slot, index));
+        const router = gateway.router;
+        const routerSettings = gateway.routerSettings;
+        // With a router that adds workers at runtime, a new config restarts one replica of the service at a
+        // time: out of the router, requests finished, restarted, healthy, back in (RELIABILITY.md).
+        const aroundUpdate =
+            router?.addsWorkersAtRuntime && routerSettings
+                ? pulumi.all([this.workerUrl, args.rolloutId]).apply(([url, rolloutId]) => {
+                      const { leave, join } = router.rolloutScripts({
+                          service,
+                          version: routerSettings.version,
+                          routerPort: args.routerPort,
+                          workerUrl: url,
+                          role,
+                          bootstrapPort: this.bootstrapPort,
+                          label,
+                          readinessTimeoutSeconds: settings.readinessTimeoutSeconds,
+                      });
+                      const scripts = rolloutScripts({
+                          service,
+                          label,
+                          lockDir: servicePaths(service).rolloutLock,
+                          rolloutId,
+                          leave,
+                          join,
+                          readinessTimeoutSeconds: settings.readinessTimeoutSeconds,
+                      });
+                      return { connection: gateway.connection, ...scripts };
+                  })
+                : undefined;
         const known = replicaProcessFiles({ service, index, port: this.port, model: settings.model, commands: [], env: {}, reachMode: this.reachMode, role });
         this.process = hostStep(
             `${name}-process`,
@@ -118,6 +161,7 @@ export class Replica extends pulumi.ComponentResource {
                 // The service's and the library's directories go with their last replica on this host.
                 afterRemove: [...unitSteps.afterRemove, `rmdir --ignore-fail-on-non-empty ${paths.serviceDir} ${hostPaths.replicasRoot}`],
                 removePaths: [paths.processDir],
+                aroundUpdate,
             },
             { parent: this },
         );
@@ -125,7 +169,7 @@ export class Replica extends pulumi.ComponentResource {
         const reach = host.reach;
         if (direct) {
             this.tunnel = undefined;
-            this.target = pulumi.output(host.address).apply((address) => `${urlHost(address)}:${this.port}`);
+            this.target = directTarget;
         } else if (reach.mode === "tunnel") {
             const tunnelSteps = systemdUnitSteps(paths.tunnelUnit);
             this.tunnel = hostStep(
@@ -198,7 +242,6 @@ export class Replica extends pulumi.ComponentResource {
                       { parent: this, dependsOn: [this.tunnel ?? this.process] },
                   );
 
-        this.workerUrl = direct ? this.target.apply((target) => `http://${target}`) : pulumi.output(workerUrl(args.slot, index));
         const routed = direct ? this.process : this.bridge;
         this.worker =
             routed && gateway.router?.addsWorkersAtRuntime

@@ -29,6 +29,30 @@ export type ServiceArgs = ServiceSettingsArgs & {
     tokens?: pulumi.Input<pulumi.Input<string>[]>;
 };
 
+/** What the model servers run (not where): one config change of the service has one id, whatever replica restarts for it. */
+function rolloutIdOf(
+    settings: ServiceSettings,
+    env: Record<string, pulumi.Input<string>>,
+    roleEnvs: Record<string, Record<string, pulumi.Input<string>>>,
+): pulumi.Output<string> {
+    const { model, commands, image, port, pd } = settings;
+    const roles = pd
+        ? Object.fromEntries(
+              replicaRoles.map((r) => [
+                  r,
+                  { commands: pd[r].commands, image: pd[r].image, port: pd[r].port, bootstrapPort: (pd[r] as { bootstrapPort?: number }).bootstrapPort },
+              ]),
+          )
+        : {};
+    return pulumi
+        .all([pulumi.all(env), pulumi.all(Object.fromEntries(Object.entries(roleEnvs).map(([r, e]) => [r, pulumi.all(e)])))])
+        .apply(([resolved, resolvedRoles]) => {
+            const crypto: typeof import("crypto") = require("crypto");
+            const text = JSON.stringify({ model, commands, image, port, roles, env: resolved, roleEnvs: resolvedRoles });
+            return crypto.createHash("sha256").update(text).digest("hex").slice(0, 16);
+        });
+}
+
 export class Service extends pulumi.ComponentResource {
     /** The public endpoint, e.g. `http://chat.example.com`. */
     readonly url: pulumi.Output<string>;
@@ -147,21 +171,31 @@ export class Service extends pulumi.ComponentResource {
         this.routerProcess = routerProcess;
 
         const replicaOpts = { parent: this, dependsOn: routerProcess ? [routerProcess] : [gateway.setup] };
+        const roleEnvs = settings.pd
+            ? Object.fromEntries(
+                  replicaRoles.map((role) => [role, { ...env, ...resolveEnv(settings.pd?.[role].env, process.env, `Service ${name}: pd.${role}.env`) }]),
+              )
+            : {};
+        const rolloutId = rolloutIdOf(settings, env, roleEnvs);
         this.replicas = [];
         for (let index = 0; index < settings.replicas; index++) {
             this.replicas.push(
-                new Replica(`${name}-replica-${index}`, { gateway, service: name, index, slot, settings, env, routerPort: this.ports.routerPort }, replicaOpts),
+                new Replica(
+                    `${name}-replica-${index}`,
+                    { gateway, service: name, index, slot, settings, env, routerPort: this.ports.routerPort, rolloutId },
+                    replicaOpts,
+                ),
             );
         }
         if (settings.pd) {
             const roles = { prefill: [] as Replica[], decode: [] as Replica[] };
             for (const role of replicaRoles) {
                 const own = roleSettings(settings, role);
-                const roleEnv = { ...env, ...resolveEnv(own.roleEnv, process.env, `Service ${name}: pd.${role}.env`) };
+                const roleEnv = roleEnvs[role];
                 for (let index = 0; index < own.replicas; index++) {
                     const replica = new Replica(
                         `${name}-${role}-${index}`,
-                        { gateway, service: name, index, slot, settings: own, env: roleEnv, routerPort: this.ports.routerPort },
+                        { gateway, service: name, index, slot, settings: own, env: roleEnv, routerPort: this.ports.routerPort, rolloutId },
                         replicaOpts,
                     );
                     roles[role].push(replica);

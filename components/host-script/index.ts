@@ -14,6 +14,8 @@ export interface HostStepArgs extends Omit<HostStepPhases, "write"> {
     write: HostFileInput[];
     /** What a preview shows of this step (its host, ports, worker URL): the scripts themselves are secret. */
     summary?: pulumi.Input<Record<string, pulumi.Input<string | number>>>;
+    /** A rolling restart: scripts on another host around an update (see HostScriptInputs). */
+    aroundUpdate?: pulumi.Input<{ connection: pulumi.Input<SshConnection>; before: pulumi.Input<string>; after: pulumi.Input<string> }>;
 }
 
 /** One remote step: its create script writes and activates, its delete script undoes it. */
@@ -22,7 +24,14 @@ export function hostStep(name: string, args: HostStepArgs, opts: pulumi.CustomRe
     const create = contents.apply((texts) => applyScript({ ...args, write: args.write.map((f, i) => ({ ...f, content: texts[i] })) }));
     return new HostScript(
         name,
-        { connection: args.connection, description: args.description, create, delete: removeScript(args), summary: args.summary },
+        {
+            connection: args.connection,
+            description: args.description,
+            create,
+            delete: removeScript(args),
+            summary: args.summary,
+            aroundUpdate: args.aroundUpdate,
+        },
         opts,
     );
 }

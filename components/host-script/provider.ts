@@ -33,12 +33,17 @@ export interface HostScriptInputs {
     create: string;
     /** Runs on delete, as it was when the resource was last created or updated. */
     delete: string;
+    /**
+     * A rolling restart: scripts run on another host (the gateway) around an update of this step. `before`
+     * takes the replica out of service; `after` (given `applied` or `restored`) puts it back.
+     */
+    aroundUpdate?: { connection: SshTarget; before: string; after: string };
 }
 
-async function runOnHost(connection: SshTarget, script: string, what: string): Promise<void> {
+async function runOnHost(connection: SshTarget, script: string, what: string, args: string[] = []): Promise<void> {
     const client = await openSsh(connection);
     try {
-        const result = await runScript(client, connection.user, script);
+        const result = await runScript(client, connection.user, script, args);
         if (result.code !== 0) {
             const tail = (text: string, n: number) => (text.length > n ? `...${text.slice(-n)}` : text);
             throw new Error(
@@ -77,9 +82,23 @@ export const hostScriptProvider: pulumi.dynamic.ResourceProvider = {
     },
 
     async update(_id: string, olds: HostScriptInputs, news: HostScriptInputs) {
-        if (olds.create !== news.create) {
-            await runOnHost(news.connection, news.create, news.description);
+        if (olds.create === news.create) {
+            return { outs: news };
         }
+        const around = news.aroundUpdate;
+        if (!around) {
+            await runOnHost(news.connection, news.create, news.description);
+            return { outs: news };
+        }
+        await runOnHost(around.connection, around.before, `taking ${news.description} out of service`);
+        try {
+            await runOnHost(news.connection, news.create, news.description);
+        } catch (err) {
+            // The step restored its previous files: back into service with them, and the roll stops here.
+            await runOnHost(around.connection, around.after, `putting ${news.description} back into service`, ["restored"]).catch(() => undefined);
+            throw err;
+        }
+        await runOnHost(around.connection, around.after, `putting ${news.description} back into service`, ["applied"]);
         return { outs: news };
     },
 
@@ -87,6 +106,18 @@ export const hostScriptProvider: pulumi.dynamic.ResourceProvider = {
         await runOnHost(props.connection, props.delete, `removing ${props.description}`);
     },
 };
+
+/** A connection as the provider stores it: defaults filled in. */
+function sshTarget(c: pulumi.Unwrap<SshConnection>): SshTarget {
+    return {
+        host: c.host,
+        port: c.port ?? 22,
+        user: c.user ?? "root",
+        privateKey: c.privateKey,
+        ...(c.hostId === undefined ? {} : { hostId: c.hostId }),
+        ...(c.proxy ? { proxy: { host: c.proxy.host, port: c.proxy.port ?? 22, user: c.proxy.user ?? "root", privateKey: c.proxy.privateKey } } : {}),
+    };
+}
 
 /** A script run on a host over SSH on create and update, and its counterpart on delete. */
 export class HostScript extends pulumi.dynamic.Resource {
@@ -101,19 +132,11 @@ export class HostScript extends pulumi.dynamic.Resource {
             create: pulumi.Input<string>;
             delete: pulumi.Input<string>;
             summary?: pulumi.Input<Record<string, pulumi.Input<string | number>>>;
+            aroundUpdate?: pulumi.Input<{ connection: pulumi.Input<SshConnection>; before: pulumi.Input<string>; after: pulumi.Input<string> }>;
         },
         opts: pulumi.CustomResourceOptions,
     ) {
-        const connection = pulumi.secret(
-            pulumi.output(args.connection).apply((c) => ({
-                host: c.host,
-                port: c.port ?? 22,
-                user: c.user ?? "root",
-                privateKey: c.privateKey,
-                ...(c.hostId === undefined ? {} : { hostId: c.hostId }),
-                ...(c.proxy ? { proxy: { host: c.proxy.host, port: c.proxy.port ?? 22, user: c.proxy.user ?? "root", privateKey: c.proxy.privateKey } } : {}),
-            })),
-        );
+        const connection = pulumi.secret(pulumi.output(args.connection).apply(sshTarget));
         super(
             hostScriptProvider,
             name,
@@ -125,8 +148,15 @@ export class HostScript extends pulumi.dynamic.Resource {
                 // Whole scripts in a preview hide what changed: they show as [secret] (`--show-secrets` prints them).
                 create: pulumi.secret(args.create),
                 delete: pulumi.secret(args.delete),
+                ...(args.aroundUpdate
+                    ? {
+                          aroundUpdate: pulumi.secret(
+                              pulumi.output(args.aroundUpdate).apply((a) => ({ connection: sshTarget(a.connection), before: a.before, after: a.after })),
+                          ),
+                      }
+                    : {}),
             },
-            { ...opts, additionalSecretOutputs: ["connection"] },
+            { ...opts, additionalSecretOutputs: ["connection", "aroundUpdate"] },
             "sglang-gateway",
             "HostScript",
         );

@@ -98,8 +98,10 @@ export function rootShell(user: string | undefined): string {
  * and /proc/<pid>/cmdline would show the secrets in it. Braces make bash read the whole script
  * before it runs any of it, so no command inside can swallow the rest as its input.
  */
-export function runScript(client: Client, user: string | undefined, script: string): Promise<ScriptResult> {
-    return runCommand(client, rootShell(user), scriptInput(script));
+export function runScript(client: Client, user: string | undefined, script: string, args: string[] = []): Promise<ScriptResult> {
+    // Arguments are the provider's own plain words (`applied`), never user values.
+    const words = args.filter((a) => /^[a-z]+$/.test(a));
+    return runCommand(client, [rootShell(user), ...words].join(" "), scriptInput(script));
 }
 
 /** What `bash -s` reads: the script as one compound command. */

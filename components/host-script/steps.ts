@@ -43,3 +43,30 @@ export function waitForSocket(socket: string, what: string, unit: string, second
 export function waitForModelServer(port: number, what: string, unit: string, seconds: number): string {
     return render("scripts/wait-http.sh.njk", { url: `http://127.0.0.1:${port}/health`, seconds, what, unit, journalLines: 50 });
 }
+
+export interface RolloutStep {
+    service: string;
+    /** For messages and the lock's owner: `chat replica 1`. */
+    label: string;
+    lockDir: string;
+    /** The same for every replica restarting for one config change: a failed roll stops the others of that change only. */
+    rolloutId: string;
+    /** Router shell: out of service, requests in flight finished. */
+    leave: string;
+    /** Router shell: back in service, healthy; fails when it does not get there in time. */
+    join: string;
+    readinessTimeoutSeconds: number;
+}
+
+/**
+ * The scripts around one replica's restart for a new config, run on the gateway: `before` waits for the
+ * service's rollout lock and takes the replica out; `after` puts it back and releases the lock, or
+ * marks the roll failed so the replicas still waiting keep their config.
+ */
+export function rolloutScripts(step: RolloutStep): { before: string; after: string } {
+    return {
+        // Long enough for every other replica's restart, one after another.
+        before: render("scripts/rollout-before.sh.njk", { ...step, waitSeconds: 64 * (step.readinessTimeoutSeconds + 660) }),
+        after: render("scripts/rollout-after.sh.njk", step),
+    };
+}

@@ -79,6 +79,19 @@ export interface RouterWorkerArgs {
     bootstrapPort?: number;
 }
 
+/** One worker taken out of its router for a restart, and put back (shell run on the gateway). */
+export interface RolloutWorker {
+    service: string;
+    version: string;
+    routerPort: number;
+    workerUrl: string;
+    role?: "prefill" | "decode";
+    bootstrapPort?: number;
+    /** For messages: `chat replica 1`. */
+    label: string;
+    readinessTimeoutSeconds: number;
+}
+
 /** One worker's registration with a router (RouterWorker): create adds it, delete removes it. */
 export interface RouterWorkerResource extends pulumi.CustomResource {
     readonly workerUrl: pulumi.Output<string>;
@@ -112,6 +125,11 @@ export interface Router {
     install(settings: RouterSettings): RouterInstall;
     /** The router process for one service. */
     launch(options: RouterLaunchOptions): RouterLaunch;
+    /**
+     * Shell fragments (bash, run on the gateway) for a rolling restart: `leave` stops the router sending to
+     * the worker and waits for its requests in flight; `join` succeeds once the router has it back, healthy.
+     */
+    rolloutScripts(worker: RolloutWorker): { leave: string; join: string };
     /** Registers one worker with the service's router; called only when `addsWorkersAtRuntime`. */
     worker(name: string, args: RouterWorkerArgs, opts: pulumi.CustomResourceOptions): RouterWorkerResource;
 }

@@ -21,6 +21,9 @@ const staticRouter: Router = {
     noWorkerAnswer: () => undefined,
     pdProblem: () => "static-test cannot pair prefill and decode workers",
     pdNoWorkerAnswer: () => undefined,
+    rolloutScripts() {
+        throw new Error("a router without runtime registration restarts instead of rolling");
+    },
     install: (settings) => ({ requirement: `static-test==${settings.version}`, commands: ["echo install-static-test"], paths: ["/opt/static-test"] }),
     launch(options) {
         launched.push({ workerUrls: options.workerUrls, policy: options.policy });

@@ -6,7 +6,7 @@ import { render, shellQuote, templateFile } from "../../templates";
 import type { Router, RouterLaunch, RouterLaunchOptions, RouterSettings, RouterWorkerArgs } from "../types";
 import { generationOf, generations, smg1, supportedVersions, type SglangGeneration } from "./generations";
 import { sglangWorkersDir } from "./paths";
-import { SglangRouterWorker } from "./worker";
+import { registrationBody, SglangRouterWorker } from "./worker";
 
 function generation(version: string): SglangGeneration {
     const found = generationOf(version);
@@ -153,6 +153,21 @@ export const sglangRouter: Router = {
                     : []),
             ],
             statePaths: [workersDir, paths.logDir],
+        };
+    },
+
+    rolloutScripts(worker) {
+        const common = { routerPort: worker.routerPort, workerUrl: worker.workerUrl, label: worker.label };
+        return {
+            leave: render("scripts/sglang-worker-leave.sh.njk", { ...common, drainSeconds: 600, graceSeconds: 10 }),
+            join: render("scripts/sglang-worker-join.sh.njk", {
+                ...common,
+                workerType: worker.role ?? "regular",
+                readinessTimeoutSeconds: worker.readinessTimeoutSeconds,
+                registration: JSON.stringify(
+                    registrationBody({ workerUrl: worker.workerUrl, workerType: worker.role ?? "regular", bootstrapPort: worker.bootstrapPort }),
+                ),
+            }),
         };
     },
 

@@ -85,7 +85,7 @@ function startArguments(inputs: SglangWorkerInputs): string {
 }
 
 /** The registration body: a prefill's carries the bootstrap port the router cannot learn from the server. */
-function registration(inputs: SglangWorkerInputs): Record<string, unknown> {
+export function registrationBody(inputs: Pick<SglangWorkerInputs, "workerUrl" | "workerType" | "bootstrapPort">): Record<string, unknown> {
     return {
         url: inputs.workerUrl,
         worker_type: inputs.workerType,
@@ -146,7 +146,7 @@ async function addOrAdopt(session: AdminSession, inputs: SglangWorkerInputs, dea
             return {};
         }
         if (!drainingByUrl(workers, inputs.workerUrl)) {
-            const answer = await session.request("POST", "/workers", registration(inputs));
+            const answer = await session.request("POST", "/workers", registrationBody(inputs));
             if (answer.status < 300) {
                 return { pendingId: (JSON.parse(answer.text) as { worker_id?: string }).worker_id };
             }
