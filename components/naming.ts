@@ -11,6 +11,9 @@ export const portSlots = 300;
 export const routerPortBase = 10000;
 /** First port of the router metrics (Prometheus) ports, one per slot (10300-10599). */
 export const routerMetricsPortBase = 10300;
+/** The same two for a service's second router process: 10600-10899 and 10900-11199. */
+export const secondRouterPortBase = 10600;
+export const secondRouterMetricsPortBase = 10900;
 /** First bridge port; each slot owns `maxReplicas` consecutive ports after it (12000-31199, below the
  * Linux ephemeral range that starts at 32768, so a reload never races an outgoing connection for a port). */
 export const bridgePortBase = 12000;
@@ -35,10 +38,18 @@ export interface ServicePorts {
     routerPort: number;
     /** Router Prometheus port on the gateway's loopback. */
     routerMetricsPort: number;
+    /** The second router process's ports, when the service runs two. */
+    secondRouterPort: number;
+    secondRouterMetricsPort: number;
 }
 
 export function servicePorts(slot: number): ServicePorts {
-    return { routerPort: routerPortBase + slot, routerMetricsPort: routerMetricsPortBase + slot };
+    return {
+        routerPort: routerPortBase + slot,
+        routerMetricsPort: routerMetricsPortBase + slot,
+        secondRouterPort: secondRouterPortBase + slot,
+        secondRouterMetricsPort: secondRouterMetricsPortBase + slot,
+    };
 }
 
 /** The nginx bridge listener of replica `index` on the gateway's loopback. */
@@ -100,14 +111,17 @@ export function routerInstallDir(packageName: string, version: string): string {
     return `${gatewayPaths.routerInstallsDir}/${packageName}-${version}`;
 }
 
-/** The router process of one service on the gateway. */
-export function routerPaths(service: string) {
+/**
+ * The router process of one service on the gateway; `instance` 2 is its second process (crash tolerance).
+ * The second's names take another prefix (`router2-`): no service name makes one look like the other.
+ */
+export function routerPaths(service: string, instance: 1 | 2 = 1) {
     return {
-        unit: `sglang-gateway-router-${service}.service`,
-        startScript: `${etcDir}/routers/${service}/start.sh`,
-        /** Where the router keeps what it must remember across restarts (the router decides what). */
+        unit: instance === 1 ? `sglang-gateway-router-${service}.service` : `sglang-gateway-router2-${service}.service`,
+        startScript: instance === 1 ? `${etcDir}/routers/${service}/start.sh` : `${etcDir}/routers/${service}/second/start.sh`,
+        /** Where the router keeps what it must remember across restarts (the router decides what); shared by both processes. */
         stateDir: `${stateDir}/routers/${service}`,
-        logDir: `${logDir}/${service}`,
+        logDir: instance === 1 ? `${logDir}/${service}` : `${logDir}/${service}/second`,
     };
 }
 

@@ -33,6 +33,8 @@ export interface ReplicaArgs {
     env: Record<string, pulumi.Input<string>>;
     /** The service router's port on the gateway; unused without a router. */
     routerPort: number;
+    /** The service's other router processes' ports (a second router); the replica registers with each. */
+    extraRouterPorts?: number[];
     /** Names one config change of the service: replicas restarting for it roll one at a time, and a failure stops the others. */
     rolloutId: pulumi.Input<string>;
 }
@@ -112,7 +114,7 @@ export class Replica extends pulumi.ComponentResource {
                       const { leave, join } = router.rolloutScripts({
                           service,
                           version: routerSettings.version,
-                          routerPort: args.routerPort,
+                          routerPorts: [args.routerPort, ...(args.extraRouterPorts ?? [])],
                           workerUrl: url,
                           role,
                           bootstrapPort: this.bootstrapPort,
@@ -251,6 +253,7 @@ export class Replica extends pulumi.ComponentResource {
                           gateway: gateway.connection,
                           service,
                           routerPort: args.routerPort,
+                          ...(args.extraRouterPorts?.length ? { extraRouterPorts: args.extraRouterPorts } : {}),
                           workerUrl: direct ? this.workerUrl : workerUrl(args.slot, index),
                           readinessTimeoutSeconds: settings.readinessTimeoutSeconds,
                           ...(role ? { role } : {}),

@@ -64,7 +64,10 @@ export class Service extends pulumi.ComponentResource {
     readonly replicas: Replica[];
     /** A PD service's replicas by role. */
     readonly roles: { prefill: Replica[]; decode: Replica[] } | undefined;
+    /** The service's router process (the first, when it runs two). */
     readonly routerProcess: HostScript | undefined;
+    /** Every router process of the service: one, or two with `router.processes: 2`. */
+    readonly routerProcesses: HostScript[];
     readonly serverBlock: HostScript;
 
     constructor(name: string, args: ServiceArgs, opts: pulumi.ComponentResourceOptions = {}) {
@@ -106,6 +109,7 @@ export class Service extends pulumi.ComponentResource {
                     ...(settings.pd ? { pdReplicas: { prefill: settings.pd.prefill.replicas, decode: settings.pd.decode.replicas } } : {}),
                     rateLimits: settings.rateLimits,
                     tls: gateway.tls ? tlsPaths : undefined,
+                    ...(router && processCount === 2 ? { failover: true } : {}),
                 }),
             );
             const content = file.apply((f) => f.content);
@@ -130,47 +134,60 @@ export class Service extends pulumi.ComponentResource {
 
         let routerProcess: HostScript | undefined;
         let serverBlock: HostScript | undefined;
+        const routerProcesses: HostScript[] = [];
+        const processCount = settings.router?.processes ?? routerSettings?.processes ?? 1;
+        const extraRouterPorts = processCount === 2 ? [this.ports.secondRouterPort] : [];
         if (router && routerSettings) {
             // nginx answers for the service before the router (re)starts: an upgrade's new server block,
             // which translates the new router's answers, is in place before the new router runs.
-            serverBlock = makeServerBlock(pulumi.output([`127.0.0.1:${this.ports.routerPort}`]), [gateway.setup]);
+            const upstreams = [`127.0.0.1:${this.ports.routerPort}`, ...extraRouterPorts.map((p) => `127.0.0.1:${p}`)];
+            serverBlock = makeServerBlock(pulumi.output(upstreams), [gateway.setup]);
             const policy = settings.router?.policy ?? routerSettings.policy;
-            const launch = router.launch({
-                service: name,
-                version: routerSettings.version,
-                port: this.ports.routerPort,
-                metricsPort: this.ports.routerMetricsPort,
-                policy,
-                ...(settings.pd ? { pd: { prefillPolicy: settings.pd.prefill.policy ?? policy, decodePolicy: settings.pd.decode.policy ?? policy } } : {}),
-                workerStartupTimeoutSeconds: settings.readinessTimeoutSeconds,
-                // A router that cannot add workers at runtime learns them at start (and restarts on a change).
-                workerUrls: router.addsWorkersAtRuntime ? [] : Array.from({ length: settings.replicas }, (_, i) => workerUrl(slot, i)),
-            });
-            const unit = systemdUnitSteps(launch.unitName);
-            routerProcess = hostStep(
-                `${name}-router`,
-                {
-                    connection: gateway.connection,
-                    description: `router of service ${name}`,
-                    summary: {
-                        service: name,
-                        router: `${routerSettings.type} ${routerSettings.version}`,
-                        policy: settings.pd ? `prefill ${settings.pd.prefill.policy ?? policy}, decode ${settings.pd.decode.policy ?? policy}` : policy,
-                        routerPort: this.ports.routerPort,
-                    },
-                    write: launch.files,
-                    activate: [...launch.prepare, ...unit.activate, ...launch.waitReady],
-                    rollBack: unit.rollBack,
-                    deactivate: unit.deactivate,
-                    afterRemove: unit.afterRemove,
-                    removePaths: launch.statePaths,
-                },
-                { parent: this, dependsOn: [gateway.setup, serverBlock] },
-            );
+            for (const instance of processCount === 2 ? ([1, 2] as const) : ([1] as const)) {
+                const port = instance === 1 ? this.ports.routerPort : this.ports.secondRouterPort;
+                const launch = router.launch({
+                    service: name,
+                    ...(instance === 2 ? { instance } : {}),
+                    version: routerSettings.version,
+                    port,
+                    metricsPort: instance === 1 ? this.ports.routerMetricsPort : this.ports.secondRouterMetricsPort,
+                    policy,
+                    ...(settings.pd ? { pd: { prefillPolicy: settings.pd.prefill.policy ?? policy, decodePolicy: settings.pd.decode.policy ?? policy } } : {}),
+                    workerStartupTimeoutSeconds: settings.readinessTimeoutSeconds,
+                    // A router that cannot add workers at runtime learns them at start (and restarts on a change).
+                    workerUrls: router.addsWorkersAtRuntime ? [] : Array.from({ length: settings.replicas }, (_, i) => workerUrl(slot, i)),
+                });
+                const unit = systemdUnitSteps(launch.unitName);
+                routerProcesses.push(
+                    hostStep(
+                        instance === 1 ? `${name}-router` : `${name}-router-2`,
+                        {
+                            connection: gateway.connection,
+                            description: instance === 1 ? `router of service ${name}` : `second router of service ${name}`,
+                            summary: {
+                                service: name,
+                                router: `${routerSettings.type} ${routerSettings.version}`,
+                                policy: settings.pd ? `prefill ${settings.pd.prefill.policy ?? policy}, decode ${settings.pd.decode.policy ?? policy}` : policy,
+                                routerPort: port,
+                            },
+                            write: launch.files,
+                            activate: [...launch.prepare, ...unit.activate, ...launch.waitReady],
+                            rollBack: unit.rollBack,
+                            deactivate: unit.deactivate,
+                            afterRemove: unit.afterRemove,
+                            removePaths: launch.statePaths,
+                        },
+                        // The second starts after the first: it reads the workers the first's state directory holds.
+                        { parent: this, dependsOn: [gateway.setup, serverBlock, ...routerProcesses] },
+                    ),
+                );
+            }
+            routerProcess = routerProcesses[0];
         }
         this.routerProcess = routerProcess;
+        this.routerProcesses = routerProcesses;
 
-        const replicaOpts = { parent: this, dependsOn: routerProcess ? [routerProcess] : [gateway.setup] };
+        const replicaOpts = { parent: this, dependsOn: routerProcesses.length > 0 ? routerProcesses : [gateway.setup] };
         const roleEnvs = settings.pd
             ? Object.fromEntries(
                   replicaRoles.map((role) => [role, { ...env, ...resolveEnv(settings.pd?.[role].env, process.env, `Service ${name}: pd.${role}.env`) }]),
@@ -182,7 +199,7 @@ export class Service extends pulumi.ComponentResource {
             this.replicas.push(
                 new Replica(
                     `${name}-replica-${index}`,
-                    { gateway, service: name, index, slot, settings, env, routerPort: this.ports.routerPort, rolloutId },
+                    { gateway, service: name, index, slot, settings, env, routerPort: this.ports.routerPort, extraRouterPorts, rolloutId },
                     replicaOpts,
                 ),
             );
@@ -195,7 +212,7 @@ export class Service extends pulumi.ComponentResource {
                 for (let index = 0; index < own.replicas; index++) {
                     const replica = new Replica(
                         `${name}-${role}-${index}`,
-                        { gateway, service: name, index, slot, settings: own, env: roleEnv, routerPort: this.ports.routerPort, rolloutId },
+                        { gateway, service: name, index, slot, settings: own, env: roleEnv, routerPort: this.ports.routerPort, extraRouterPorts, rolloutId },
                         replicaOpts,
                     );
                     roles[role].push(replica);

@@ -82,7 +82,8 @@ function pdProblems(service: ServiceSettings, gateway: Pick<GatewaySettings, "ba
         const policy = own.policy ?? service.router?.policy ?? gateway.router.policy;
         const policyProblem = router.policyProblem(policy, gateway.router.version, role);
         if (policyProblem) {
-            const path = own.policy !== undefined ? ["pd", role, "policy"] : service.router ? ["router", "policy"] : ["pd", role, "policy"];
+            const path =
+                own.policy !== undefined ? ["pd", role, "policy"] : service.router?.policy !== undefined ? ["router", "policy"] : ["pd", role, "policy"];
             problems.push({ path, message: `for the ${role} role: ${policyProblem}` });
         }
         problems.push(...at(["pd", role], foreignPlacementProblems(own as Record<string, unknown>, gateway.backend)));
@@ -102,7 +103,7 @@ export function serviceProblems(service: ServiceSettings, gateway: Pick<GatewayS
     problems.push(...pdProblems(service, gateway));
     if (service.router && !gateway.router) {
         problems.push({ path: ["router"], message: "a router policy override needs a router on the gateway (gateway.router)" });
-    } else if (service.router && gateway.router) {
+    } else if (service.router?.policy !== undefined && gateway.router) {
         problems.push(...routerProblems(gateway.router, service.router.policy, ["router", "policy"]).filter((p) => p.path[1] === "policy"));
     }
     return problems;

@@ -19,10 +19,14 @@ const routerType = z.string({ invalid_type_error: "expected a router type" }).su
     }
 });
 
+/** One router process per service, or two (a crash of one loses no request: nginx fails over to the other). */
+const routerProcesses = z.union([z.literal(1), z.literal(2)], { errorMap: () => ({ message: "expected 1 or 2 router processes per service" }) });
+
 const routerObject = z
     .object({
         type: routerType,
         policy: z.string({ invalid_type_error: "expected a policy name" }).optional(),
+        processes: routerProcesses.optional(),
         version: exactVersion.optional(),
         indexUrl: httpUrl.optional(),
     })
@@ -44,6 +48,7 @@ const routerSchema = z
             policy: given.policy ?? router.defaultPolicy,
             version: given.version ?? router.defaultVersion,
             ...(given.indexUrl ? { indexUrl: given.indexUrl } : {}),
+            ...("processes" in given && given.processes ? { processes: given.processes } : {}),
         };
     });
 
@@ -82,6 +87,8 @@ export interface RouterArgs {
     version?: string;
     /** Package index the gateway installs from (for gateways without internet); default PyPI. */
     indexUrl?: string;
+    /** Router processes per service: 2 keeps serving through a crash of one; default 1. */
+    processes?: 1 | 2;
 }
 
 export interface TlsArgs {
@@ -191,10 +198,7 @@ const serviceCommon = {
     pd: pdSchema.optional(),
     auth: z.boolean({ invalid_type_error: "expected true or false" }).default(true),
     rateLimits: z.array(rateLimit, { invalid_type_error: "expected a list of {prefix, rps, burst, key}" }).default([]),
-    router: z
-        .object({ policy: z.string({ invalid_type_error: "expected a policy name" }) })
-        .strict()
-        .optional(),
+    router: z.object({ policy: policyName.optional(), processes: routerProcesses.optional() }).strict().optional(),
     portSlot: z
         .number({ invalid_type_error: slotRange })
         .int(slotRange)
@@ -277,8 +281,8 @@ type ServiceCommonArgs = {
     auth?: boolean;
     /** nginx rate limits; over the limit answers 429. */
     rateLimits?: RateLimitArgs[];
-    /** Router settings of this service; default: the gateway's policy. */
-    router?: { policy: string };
+    /** Router settings of this service; default: the gateway's policy and process count. */
+    router?: { policy?: string; processes?: 1 | 2 };
     /** Pins the service's port slot (0-299) when two service names map to the same one. */
     portSlot?: number;
     /** How long a new replica may take to become healthy; default 600. */

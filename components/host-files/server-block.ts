@@ -95,6 +95,11 @@ export interface ServerBlockInput {
     servedModel?: string;
     /** A PD service's replica counts: the 503 for "no worker" names the role that has none. */
     pdReplicas?: { prefill: number; decode: number };
+    /**
+     * The upstream servers are the service's router processes, each able to serve any request: a request
+     * that failed against one (it crashed: refused, reset before an answer) goes to the other.
+     */
+    failover?: boolean;
     /** Longest a request may take, streaming included. */
     readTimeoutSeconds?: number;
     /** Public ports; default 80 and 443. */
@@ -156,6 +161,7 @@ export function serverBlockText(input: ServerBlockInput): string {
         noWorkerAnswer: input.noWorkerAnswer ? { ...input.noWorkerAnswer, variable: headerVariable(input.noWorkerAnswer.header, "$upstream_http_") } : false,
         noWorkerMessage: input.pdReplicas ? pdNoWorkerMessage(input.service, input.pdReplicas) : noWorkerMessage(input.service, input.servedModel),
         readTimeoutSeconds: input.readTimeoutSeconds ?? 3600,
+        failover: input.failover ?? false,
         httpPort: input.httpPort ?? 80,
         httpsPort: input.httpsPort ?? 443,
     });

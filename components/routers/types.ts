@@ -25,6 +25,8 @@ export interface RouterSettings {
     version: string;
     /** Package index for gateways without internet; default: the package's public index. */
     indexUrl?: string;
+    /** Router processes per service (2: crash tolerance); default 1. */
+    processes?: 1 | 2;
 }
 
 /** The pinned router install on the gateway, shared by every service's router. */
@@ -39,6 +41,8 @@ export interface RouterInstall {
 
 export interface RouterLaunchOptions {
     service: string;
+    /** 2 for a service's second router process (crash tolerance: nginx fails over to the other); default 1. */
+    instance?: 1 | 2;
     version: string;
     port: number;
     metricsPort: number;
@@ -69,6 +73,8 @@ export interface RouterWorkerArgs {
     service: string;
     /** Router HTTP port on the gateway's loopback. */
     routerPort: number;
+    /** The service's other router processes' ports: the worker registers with each. */
+    extraRouterPorts?: number[];
     /** The URL the router sends this worker's requests to. */
     workerUrl: pulumi.Input<string>;
     /** How long to wait for the router to report the worker healthy. */
@@ -83,7 +89,8 @@ export interface RouterWorkerArgs {
 export interface RolloutWorker {
     service: string;
     version: string;
-    routerPort: number;
+    /** Every router process of the service. */
+    routerPorts: number[];
     workerUrl: string;
     role?: "prefill" | "decode";
     bootstrapPort?: number;

@@ -46,7 +46,7 @@ describe("rolling restart scripts with the real router (smg 1.13.0) on loopback"
         const { leave, join } = sglangRouter.rolloutScripts({
             service: "chat",
             version: "1.13.0",
-            routerPort: router.port,
+            routerPorts: [router.port],
             workerUrl: worker.url,
             label,
             readinessTimeoutSeconds,

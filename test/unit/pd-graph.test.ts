@@ -111,4 +111,31 @@ describe("PD service (mocks)", () => {
         assert.match(prefill.workerUrl, /^http:\/\/10\.\d+\.\d+\.\d+:8000$/);
         assert.strictEqual(prefill.bootstrapPort, 8998);
     });
+
+    it("router.processes 2: a second router on its own ports, both in the server block's upstream with failover, each worker registered with both", async () => {
+        const raw = pdSshStack(1, 1);
+        (raw.gateway as Record<string, unknown>).router = { type: "sglang", processes: 2 };
+        const { mocks, service } = await build(raw);
+        const second = String(mocks.named("chat-router-2").inputs.create);
+        assert.match(second, new RegExp(`--port ${service.ports.secondRouterPort} `));
+        assert.match(second, /sglang-gateway-router2-chat\.service/);
+        const block = String(mocks.named("chat-server").inputs.create);
+        assert.match(block, new RegExp(`server 127\\.0\\.0\\.1:${service.ports.routerPort};\\s+server 127\\.0\\.0\\.1:${service.ports.secondRouterPort};`));
+        assert.match(block, /proxy_next_upstream error timeout non_idempotent;/);
+        for (const worker of ["chat-prefill-0-worker", "chat-decode-0-worker"]) {
+            assert.deepStrictEqual(mocks.named(worker).inputs.extraRouterPorts, [service.ports.secondRouterPort]);
+        }
+        const around = mocks.named("chat-decode-0-process").inputs.aroundUpdate as { before: string; after: string };
+        for (const port of [service.ports.routerPort, service.ports.secondRouterPort]) {
+            assert.ok(around.before.includes(`http://127.0.0.1:${port}/workers/`), `leave reaches router ${port}`);
+            assert.ok(around.after.includes(`router=http://127.0.0.1:${port}`), `join reaches router ${port}`);
+        }
+    });
+
+    it("one router process (the default): no second router, no failover, workers without extra ports", async () => {
+        const { mocks } = await build(pdSshStack(1, 1));
+        assert.ok(!mocks.resources.some((r) => r.name === "chat-router-2"));
+        assert.doesNotMatch(String(mocks.named("chat-server").inputs.create), /proxy_next_upstream/);
+        assert.strictEqual(mocks.named("chat-decode-0-worker").inputs.extraRouterPorts, undefined);
+    });
 });

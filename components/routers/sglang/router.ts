@@ -39,7 +39,7 @@ export function sglangRouterCommand(options: RouterLaunchOptions): string[] {
         options.policy,
         ...(options.pd ? ["--pd-disaggregation", "--prefill-policy", options.pd.prefillPolicy, "--decode-policy", options.pd.decodePolicy] : []),
         "--log-dir",
-        routerPaths(options.service).logDir,
+        routerPaths(options.service, options.instance).logDir,
         // Aligned with our readiness wait: a registration we gave up on also ends in the router.
         "--worker-startup-timeout-secs",
         String(options.workerStartupTimeoutSeconds),
@@ -110,7 +110,7 @@ export const sglangRouter: Router = {
     },
 
     launch(options: RouterLaunchOptions): RouterLaunch {
-        const paths = routerPaths(options.service);
+        const paths = routerPaths(options.service, options.instance);
         const workersDir = sglangWorkersDir(options.service);
         const command = sglangRouterCommand(options).map(shellQuote).join(" ");
         return {
@@ -152,12 +152,13 @@ export const sglangRouter: Router = {
                       ]
                     : []),
             ],
-            statePaths: [workersDir, paths.logDir],
+            // The workers directory is the service's, shared by its router processes: it goes with the first.
+            statePaths: (options.instance ?? 1) === 1 ? [workersDir, paths.logDir] : [paths.logDir],
         };
     },
 
     rolloutScripts(worker) {
-        const common = { routerPort: worker.routerPort, workerUrl: worker.workerUrl, label: worker.label };
+        const common = { routerPorts: worker.routerPorts, workerUrl: worker.workerUrl, label: worker.label };
         return {
             leave: render("scripts/sglang-worker-leave.sh.njk", { ...common, drainSeconds: 600, graceSeconds: 10 }),
             join: render("scripts/sglang-worker-join.sh.njk", {

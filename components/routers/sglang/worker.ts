@@ -14,6 +14,8 @@ export interface SglangWorkerInputs {
     /** SSH access to the gateway (secret); absent when `adminBaseUrl` is set. */
     gateway?: SshTarget;
     routerPort: number;
+    /** The service's other router processes (a second one for crash tolerance): the worker registers with each too. */
+    extraRouterPorts?: number[];
     workerUrl: string;
     /** `prefill` and `decode` only in a PD router; the router never routes a PD request to a `regular` one. */
     workerType: "regular" | "prefill" | "decode";
@@ -239,11 +241,16 @@ export const sglangWorkerProvider: pulumi.dynamic.ResourceProvider = {
             throw new Error(`worker ${inputs.workerUrl}: ${problem}`);
         }
         const routerWorkerId = await withAdminSession(inputs, (s) => registerWorker(s, inputs));
+        for (const routerPort of inputs.extraRouterPorts ?? []) {
+            await withAdminSession({ ...inputs, routerPort }, (s) => registerWorker(s, { ...inputs, routerPort }));
+        }
         return { id: inputs.workerUrl, outs: { ...inputs, routerWorkerId } };
     },
 
     async delete(_id: string, props: SglangWorkerOutputs) {
-        await withAdminSession(props, (s) => removeWorker(s, props));
+        for (const routerPort of [props.routerPort, ...(props.extraRouterPorts ?? [])]) {
+            await withAdminSession({ ...props, routerPort }, (s) => removeWorker(s, { ...props, routerPort }));
+        }
     },
 
     async diff(_id: string, olds: SglangWorkerOutputs, news: SglangWorkerInputs) {
@@ -251,7 +258,17 @@ export const sglangWorkerProvider: pulumi.dynamic.ResourceProvider = {
         if (olds.gateway?.hostId !== news.gateway?.hostId) {
             replaces.push("gateway");
         }
-        const watched = ["workerUrl", "workerType", "bootstrapPort", "routerPort", "workersDir", "readinessTimeoutSeconds", "adminBaseUrl", "gateway"] as const;
+        const watched = [
+            "workerUrl",
+            "workerType",
+            "bootstrapPort",
+            "routerPort",
+            "extraRouterPorts",
+            "workersDir",
+            "readinessTimeoutSeconds",
+            "adminBaseUrl",
+            "gateway",
+        ] as const;
         const changes = watched.some((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]));
         // Create the new registration before the old one leaves, so the router is never without it; but a
         // new gateway instance behind the same address never had the old one: clean first, then register.
@@ -259,11 +276,20 @@ export const sglangWorkerProvider: pulumi.dynamic.ResourceProvider = {
     },
 
     async update(_id: string, olds: SglangWorkerOutputs, news: SglangWorkerInputs) {
+        let routerWorkerId = olds.routerWorkerId;
         if (olds.routerPort !== news.routerPort) {
-            const routerWorkerId = await withAdminSession(news, (s) => registerWorker(s, news));
-            return { outs: { ...news, routerWorkerId } };
+            routerWorkerId = await withAdminSession(news, (s) => registerWorker(s, news));
         }
-        return { outs: { ...news, routerWorkerId: olds.routerWorkerId } };
+        // A router process added (registered with) or gone (its unit goes with it; removed here if it still answers).
+        const before = olds.extraRouterPorts ?? [];
+        const after = news.extraRouterPorts ?? [];
+        for (const routerPort of after.filter((p) => !before.includes(p))) {
+            await withAdminSession({ ...news, routerPort }, (s) => registerWorker(s, { ...news, routerPort }));
+        }
+        for (const routerPort of before.filter((p) => !after.includes(p))) {
+            await withAdminSession({ ...olds, routerPort }, (s) => removeWorker(s, { ...olds, routerPort })).catch(() => undefined);
+        }
+        return { outs: { ...news, routerWorkerId } };
     },
 
     async read(id: string, props: SglangWorkerOutputs) {
@@ -308,6 +334,7 @@ export class SglangRouterWorker extends pulumi.dynamic.Resource implements Route
             {
                 gateway: pulumi.secret(gateway),
                 routerPort: args.routerPort,
+                ...(args.extraRouterPorts?.length ? { extraRouterPorts: args.extraRouterPorts } : {}),
                 workerUrl: args.workerUrl,
                 workerType: args.role ?? "regular",
                 ...(args.role === "prefill" ? { bootstrapPort: args.bootstrapPort } : {}),
