@@ -121,6 +121,24 @@ describe("router crash behind nginx with one and with two router processes (real
         });
     }
 
+    it("two routers: one dies and comes back, then the other dies within seconds: no request fails (a router that failed is never marked down)", async () => {
+        routers = [await startRouter(), await startRouter()];
+        const { port, nginx } = await site(routers, true);
+        try {
+            const first = await loopWithFault(port, false, 1500, 500, () => process.kill(routers[0].pid, "SIGKILL"));
+            // Back on the same port, as systemd brings it back.
+            const revived = await registered(
+                await startRealRouter({ version: "1.13.0", policy: "round_robin", port: routers[0].port, args: ["--worker-startup-check-interval", "1"] }),
+            );
+            routers.push(revived);
+            const second = await loopWithFault(port, false, 2500, 500, () => process.kill(routers[1].pid, "SIGKILL"));
+            console.log(`      two routers, one after the other: ${first.total + second.total} requests, ${first.failed + second.failed} failed`);
+            assert.deepStrictEqual([first.failed, second.failed], [0, 0]);
+        } finally {
+            await nginx.stop();
+        }
+    });
+
     it("one router (the default): the same crash fails every request until the router is back (the gap systemd's restart leaves)", async () => {
         routers = [await startRouter()];
         const { port, nginx } = await site(routers, false);

@@ -120,7 +120,12 @@ describe("PD service (mocks)", () => {
         assert.match(second, new RegExp(`--port ${service.ports.secondRouterPort} `));
         assert.match(second, /sglang-gateway-router2-chat\.service/);
         const block = String(mocks.named("chat-server").inputs.create);
-        assert.match(block, new RegExp(`server 127\\.0\\.0\\.1:${service.ports.routerPort};\\s+server 127\\.0\\.0\\.1:${service.ports.secondRouterPort};`));
+        assert.match(
+            block,
+            new RegExp(
+                `server 127\\.0\\.0\\.1:${service.ports.routerPort} max_fails=0;[^}]*server 127\\.0\\.0\\.1:${service.ports.secondRouterPort} max_fails=0;`,
+            ),
+        );
         assert.match(block, /proxy_next_upstream error timeout non_idempotent;/);
         for (const worker of ["chat-prefill-0-worker", "chat-decode-0-worker"]) {
             assert.deepStrictEqual(mocks.named(worker).inputs.extraRouterPorts, [service.ports.secondRouterPort]);
