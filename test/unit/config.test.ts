@@ -268,6 +268,13 @@ const catalog: Case[] = [
     ],
     ["a pd role of unknown shape", (s) => pd(s, { prefill: { bootstrap: 9000 } }), "services[0].pd.prefill.bootstrap", /unknown key/],
     ["a bootstrap port out of range", (s) => pd(s, { prefill: { bootstrapPort: 0 } }), "services[0].pd.prefill.bootstrapPort", /1 to 65535/],
+    [
+        "a replica host key that is not one",
+        (s) => (svc(s).hosts = [{ host: "10.0.0.3", hostKey: "AAAAC3NzaC1lZDI1NTE5" }]),
+        "services[0].hosts[0].hostKey",
+        /SSH host key line/,
+    ],
+    ["a gateway host key with a newline", (s) => (gw(s).hostKey = "ssh-ed25519 AAAA\nExecStart=/bin/sh"), "gateway.hostKey", /SSH host key line/],
     ["three router processes", (s) => (gw(s).router = { type: "sglang", processes: 3 }), "gateway.router.processes", /expected 1 or 2 router processes/],
     ["a service's router processes as a string", (s) => (svc(s).router = { processes: "2" }), "services[0].router.processes", /expected 1 or 2/],
     ["a bare env name unset where pulumi up runs", (s) => (svc(s).env = ["SGW_TEST_UNSET_VARIABLE"]), "services[0].env[0]", /has no value here/],
