@@ -369,6 +369,31 @@ describe("config validation", () => {
         );
     });
 
+    it("component args: errors are input errors with the argument path as the user wrote it (Pulumi's InputPropertiesError), and no stack trace (RunError)", () => {
+        pulumi.runtime.setMocks(new RecordingMocks(), "sglang-gateway", "test", false);
+        const { Gateway, Service } = require("../../components") as typeof import("../../components");
+        const gateway = new Gateway("gw", { backend: "ssh", host: "10.0.0.2", domain: "example.com", privateKey: "k", router: "sglang" });
+        let caught: unknown;
+        try {
+            new Service("chat", {
+                gateway,
+                port: 8000,
+                model: "m",
+                commands: ["serve"],
+                tokens: ["tok-0123456789"],
+                pd: { prefill: { replicas: 1, bootstrapPort: 8000, hosts: [{ host: "10.0.0.3" }] }, decode: { replicas: 70, hosts: [{ host: "10.0.0.4" }] } },
+            });
+        } catch (err) {
+            caught = err;
+        }
+        assert.ok(pulumi.InputPropertiesError.isInstance(caught), `${caught}`);
+        assert.ok(pulumi.RunError.isInstance(caught));
+        assert.deepStrictEqual(
+            (caught as InstanceType<typeof pulumi.InputPropertiesError>).errors.map((e) => e.propertyPath),
+            ["pd.decode.replicas"],
+        );
+    });
+
     it("a bare env name takes its value from the environment of pulumi up", () => {
         assert.deepStrictEqual(resolveEnv(["HF_TOKEN", "MODEL_ID=m"], { HF_TOKEN: "hf_x" }, "env"), { HF_TOKEN: "hf_x", MODEL_ID: "m" });
         assert.throws(() => resolveEnv(["HF_TOKEN"], {}, "services[0].env"), /services\[0\]\.env\[0\]: HF_TOKEN has no value here/);
