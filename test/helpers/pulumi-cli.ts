@@ -17,13 +17,28 @@ export class PulumiProject {
     readonly dir: string;
     readonly stateDir: string;
 
-    constructor(readonly stack: string) {
+    /**
+     * `program`: another program than this repo's stack program (a package user's), as the path of its
+     * entry file; its directory holds its node_modules and tsconfig.json.
+     */
+    constructor(
+        readonly stack: string,
+        readonly program?: string,
+    ) {
         this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "sgw-project-"));
         this.stateDir = path.join(this.dir, "state");
         fs.mkdirSync(this.stateDir);
         fs.writeFileSync(
             path.join(this.dir, "Pulumi.yaml"),
-            ["name: sglang-gateway", "runtime:", "  name: nodejs", "  options:", "    typescript: true", `main: ${path.join(repo, "index.ts")}`, ""].join("\n"),
+            [
+                "name: sglang-gateway",
+                "runtime:",
+                "  name: nodejs",
+                "  options:",
+                "    typescript: true",
+                `main: ${program ?? path.join(repo, "index.ts")}`,
+                "",
+            ].join("\n"),
         );
     }
 
@@ -38,7 +53,7 @@ export class PulumiProject {
             PULUMI_SKIP_UPDATE_CHECK: "true",
             PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
             PULUMI_SKIP_CONFIRMATIONS: "true",
-            TS_NODE_PROJECT: path.join(repo, "tsconfig.json"),
+            TS_NODE_PROJECT: path.join(this.program ? path.dirname(this.program) : repo, "tsconfig.json"),
         };
     }
 
