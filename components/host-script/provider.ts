@@ -96,31 +96,34 @@ export const hostScriptProvider: pulumi.dynamic.ResourceProvider = {
             olds.delete !== news.delete ||
             olds.description !== news.description ||
             JSON.stringify(olds.connection) !== JSON.stringify(news.connection);
-        return { changes, replaces, deleteBeforeReplace: true };
+        // The host key stays what it was unless the machine changes: a preview of an update keeps it known,
+        // so the steps that use it (the gateway's connection, a tunnel's known host) show no change.
+        return { changes, replaces, deleteBeforeReplace: true, stables: replaces.length === 0 ? ["hostKey"] : [] };
     },
 
     async update(_id: string, olds: HostScriptInputs, news: HostScriptInputs) {
         const connection = pinned(news.connection, olds.hostKey);
-        const keep = connection.hostKey === undefined ? {} : { hostKey: connection.hostKey };
+        // A pin is learned at create; a step from before pins (older state) keeps none, so no step that
+        // uses the pin (a tunnel) changes behind a preview that could not show it.
+        const outs = { ...news, ...(connection.hostKey === undefined ? {} : { hostKey: connection.hostKey }) };
         if (olds.create === news.create) {
-            return { outs: { ...news, ...keep } };
+            return { outs };
         }
         const around = news.aroundUpdate;
         if (!around) {
-            const hostKey = await runOnHost(connection, news.create, news.description);
-            return { outs: { ...news, ...keep, ...(hostKey ? { hostKey } : {}) } };
+            await runOnHost(connection, news.create, news.description);
+            return { outs };
         }
         await runOnHost(around.connection, around.before, `taking ${news.description} out of service`);
-        let hostKey: string | undefined;
         try {
-            hostKey = await runOnHost(connection, news.create, news.description);
+            await runOnHost(connection, news.create, news.description);
         } catch (err) {
             // The step restored its previous files: back into service with them, and the roll stops here.
             await runOnHost(around.connection, around.after, `putting ${news.description} back into service`, ["restored"]).catch(() => undefined);
             throw err;
         }
         await runOnHost(around.connection, around.after, `putting ${news.description} back into service`, ["applied"]);
-        return { outs: { ...news, ...keep, ...(hostKey ? { hostKey } : {}) } };
+        return { outs };
     },
 
     async delete(_id: string, props: HostScriptInputs) {
