@@ -79,12 +79,9 @@ export class Gateway extends pulumi.ComponentResource {
 
         this.address = this.host.address;
         this.domain = pulumi.output(settings.domain);
-        // Every later step on the gateway expects the host key the setup met first (unless config gives one).
-        this.connection = pulumi
-            .all([this.host.connection, this.setup.hostKey])
-            .apply(([connection, hostKey]) =>
-                hostKey && connection.hostKey === undefined ? { ...connection, hostKey } : connection,
-            ) as pulumi.Output<ResolvedSshConnection>;
+        // Each step pins the gateway's key at its own first contact (a key given in config is in the connection).
+        // Not the setup's pin: a preview of a setup update could not know it, and would show every step as changed.
+        this.connection = this.host.connection;
         this.routerPackage = pulumi.output(install?.requirement);
         this.registerOutputs({ address: this.address, domain: this.domain, connection: this.connection, routerPackage: this.routerPackage });
     }

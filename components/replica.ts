@@ -189,8 +189,11 @@ export class Replica extends pulumi.ComponentResource {
                             path: tunnelUnitFile({ service, index, host: "", port: 0, user: "", remotePort: 0 }).path,
                             mode: "0644",
                             content: pulumi
-                                // The replica host's key: given in config, else pinned by the process step's first contact.
-                                .all([reach.host, reach.port, reach.user, reach.hostKey ?? this.process.hostKey])
+                                // A key given in config is pinned in the unit (strict). A learned one is not taken from the
+                                // process step: dynamic providers cannot keep its output known in a preview, so every
+                                // process update would show this tunnel as changed. Such a tunnel learns the key on its
+                                // first connection (accept-new) and refuses any other afterwards.
+                                .all([reach.host, reach.port, reach.user, reach.hostKey])
                                 .apply(
                                     ([host, port, user, hostKey]) =>
                                         tunnelUnitFile({ service, index, host, port, user, remotePort: this.port, ...(hostKey ? { hostKey } : {}) }).content,
@@ -207,8 +210,7 @@ export class Replica extends pulumi.ComponentResource {
                     removePaths: [paths.socket, paths.tunnelKnownHosts],
                 },
                 // Not after the process when the host key is given in config: a rolling restart's rejoin then
-                // waits for this tunnel, which must be free to restart meanwhile (a new key). A learned key is
-                // the process step's output, which orders them anyway.
+                // waits for this tunnel, which must be free to restart meanwhile (a new key).
                 { parent: this, dependsOn: reach.hostKey === undefined ? [this.process] : [] },
             );
             this.target = pulumi.output(`unix:${paths.socket}`);

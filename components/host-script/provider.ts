@@ -96,9 +96,7 @@ export const hostScriptProvider: pulumi.dynamic.ResourceProvider = {
             olds.delete !== news.delete ||
             olds.description !== news.description ||
             JSON.stringify(olds.connection) !== JSON.stringify(news.connection);
-        // The host key stays what it was unless the machine changes: a preview of an update keeps it known,
-        // so the steps that use it (the gateway's connection, a tunnel's known host) show no change.
-        return { changes, replaces, deleteBeforeReplace: true, stables: replaces.length === 0 ? ["hostKey"] : [] };
+        return { changes, replaces, deleteBeforeReplace: true };
     },
 
     async update(_id: string, olds: HostScriptInputs, news: HostScriptInputs) {

@@ -13,26 +13,27 @@ describe("e2e SSH host keys on sandbox hosts: pinned at first contact, a changed
     this.timeout(900000);
     const stack = onFreshSandbox("e2e-hostkeys");
     let project: PulumiProject;
-    const config = (env: Record<string, string>, r2HostKey?: string) => {
+    let r1Key = "";
+    const config = (env: Record<string, string>, r2HostKey?: string, r1HostKey?: string) => {
         const raw = sandboxStack({ gateway: "e2e-hostkeys", replicas: 2 });
         Object.assign(raw.services[0], { env, readinessTimeoutSeconds: 30 });
         if (r2HostKey) Object.assign(raw.services[0].hosts[1], { hostKey: r2HostKey });
+        if (r1HostKey) Object.assign(raw.services[0].hosts[0], { hostKey: r1HostKey });
         return raw;
     };
     beforeEach(() => (project = stack()));
 
-    it("the tunnels check the replica hosts' keys strictly, with the keys the stack met first", async () => {
-        project.setConfig(config({ GENERATION: "1" }));
+    it("a key given in config makes its tunnel strict; a learned one is kept by the tunnel's first connection", async () => {
+        r1Key = (await onHost("r1", "cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub")).trim();
+        project.setConfig(config({ GENERATION: "1" }, undefined, r1Key));
         await project.up();
-        for (const [i, host] of [
-            [0, "r1"],
-            [1, "r2"],
-        ] as const) {
-            const unit = await onHost("gw", `systemctl cat ${tunnelUnit(i)}`);
-            assert.match(unit, /StrictHostKeyChecking=yes/);
-            const own = (await onHost(host, "cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub")).trim();
-            assert.ok(unit.includes(`${sandboxState().hosts[host].address} ${own}`), `the tunnel to ${host} pins its ed25519 key`);
-        }
+        const strict = await onHost("gw", `systemctl cat ${tunnelUnit(0)}`);
+        assert.match(strict, /StrictHostKeyChecking=yes/);
+        assert.ok(strict.includes(`${sandboxState().hosts.r1.address} ${r1Key}`), "the tunnel to r1 pins its configured key");
+        const learning = await onHost("gw", `systemctl cat ${tunnelUnit(1)}; cat /etc/sglang-gateway/keys/chat-replica-1.known_hosts`);
+        assert.match(learning, /StrictHostKeyChecking=accept-new/);
+        const r2Key = (await onHost("r2", "cut -d' ' -f2 /etc/ssh/ssh_host_ed25519_key.pub")).trim();
+        assert.ok(learning.includes(r2Key), "the tunnel to r2 kept the key it met first");
         assert.strictEqual((await answeringWorkers(4)).length, 2);
     });
 
@@ -42,7 +43,7 @@ describe("e2e SSH host keys on sandbox hosts: pinned at first contact, a changed
         await onHost("gw", `systemctl restart ${tunnelUnit(1)} || true; sleep 3`);
         const journal = await onHost("gw", `journalctl -u ${tunnelUnit(1)} -n 30 --no-pager`);
         assert.match(journal, /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/);
-        project.setConfig(config({ GENERATION: "2" }));
+        project.setConfig(config({ GENERATION: "2" }, undefined, r1Key));
         const failed = await project.up().then(
             () => "",
             (err: Error) => err.message,
@@ -53,7 +54,7 @@ describe("e2e SSH host keys on sandbox hosts: pinned at first contact, a changed
 
     it("giving the new key in config accepts it: up succeeds and the tunnel serves again", async () => {
         const newKey = (await onHost("r2", "cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub")).trim();
-        project.setConfig(config({ GENERATION: "2" }, newKey));
+        project.setConfig(config({ GENERATION: "2" }, newKey, r1Key));
         await project.up();
         assert.strictEqual((await onHost("gw", `systemctl is-active ${tunnelUnit(1)}`)).trim(), "active");
         assert.strictEqual((await answeringWorkers(4)).length, 2);
