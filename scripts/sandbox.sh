@@ -25,11 +25,15 @@
 # overlaps the subnet. `down` touches only what this cache created and claimed.
 # state.json (and `names`) tell the addresses and names actually in use.
 #
-# Usage: scripts/sandbox.sh up|down|status|names
+# Usage: scripts/sandbox.sh up|down|status|names|reboot <host> [seconds off]
 #   up      create and boot the hosts (idempotent), write $CACHE/sandbox/state.json
 #   down    stop and remove everything `up` created (keeps the cached rootfs and key)
 #   status  exit 0 if all hosts answer on ssh, 3 if none is up, 1 if partial
 #   names   print the JSON state.json would hold (names, subnet, addresses); creates nothing
+#   reboot  reboot one host (gw, r1 or r2) keeping its disk: `systemctl reboot` inside it, then
+#           boot it again as `up` does, after it stayed off `seconds off` (default 0; a real
+#           machine's firmware and boot take tens of seconds). Returns once its sshd answers and
+#           prints "reboot <host>: sshd answers after S s" (S from the reboot command, 0.1 s)
 #
 # Environment:
 #   SGLANG_GATEWAY_CACHE            cache root (default $HOME/.cache/sglang-gateway)
@@ -432,6 +436,54 @@ all_up() {
   done
 }
 
+# ----------------------------------------------------------------- reboot --
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# A container's `systemctl reboot` makes systemd-nspawn exit (133) instead of booting again:
+# nothing here supervises it, so the host is started again the way `up` starts it. Its disk
+# (overlay upper layer or copy), namespace and addresses stay; only the boot is new.
+do_reboot() {
+  local h=$1 off=${2:-0} started pid pids deadline
+  [[ -n $h && -n ${ADDR[$h]+x} ]] || die "reboot: expected a host (${HOSTS[*]}), got '${h}'"
+  [[ $off =~ ^[0-9]+$ ]] || die "reboot: seconds off must be a whole number, got '$off'"
+  { owns_claim && [[ -f $STATE && -f $KEY ]]; } || die "reboot: no sandbox of $CACHE is up (run up first)"
+  mapfile -t pids < <(nspawn_pids "$h")
+  ((${#pids[@]})) || die "reboot: $h is not running (run up)"
+  started=$(now)
+  # The connection drops while the host goes down: its exit status says nothing.
+  host_ssh "$h" "systemctl reboot" </dev/null >/dev/null 2>&1 || true
+  deadline=$((SECONDS + 60))
+  for pid in "${pids[@]}"; do
+    while proc_alive "$pid"; do
+      if ((SECONDS >= deadline)); then
+        log "reboot: $h did not go down within 60 s; killing its systemd-nspawn $pid"
+        kill -KILL "$pid" 2>/dev/null || true
+        sleep 0.5
+        break
+      fi
+      sleep 0.1
+    done
+  done
+  if ((off > 0)); then
+    log "reboot $h: down after $(since "$started") s; booting it again in $off s"
+    sleep "$off"
+  else
+    log "reboot $h: down after $(since "$started") s; booting it again"
+  fi
+  # The boot's empty cgroups, so the next systemd-nspawn starts in a clean one.
+  remove_host_cgroups "$h" 1
+  start_host "$h"
+  deadline=$((SECONDS + TIMEOUT))
+  until ssh_answers "$h"; do
+    [[ -n "$(live_pid "$RUN_DIR/$h.pid" systemd-nspawn || true)" ]] || boot_failure "$h" "systemd-nspawn exited during the reboot"
+    ((SECONDS < deadline)) || boot_failure "$h" "sshd did not answer within ${TIMEOUT} s of the reboot"
+    sleep 0.1
+  done
+  echo "reboot $h: sshd answers after $(since "$started") s"
+}
+
 # --------------------------------------------------------------------- up --
 
 prepare_host_fs() {
@@ -726,12 +778,14 @@ do_up() {
 cmd=${1:-}
 [[ $cmd == names || $(id -u) -eq 0 ]] || die "must run as root (network namespaces, systemd-nspawn)"
 case $cmd in
-  up|down)
+  up|down|reboot)
     mkdir -p "$SB"
     exec 9>"$SB/.lock"
     flock 9
     if [[ $cmd == up ]]; then
       do_up
+    elif [[ $cmd == reboot ]]; then
+      do_reboot "${2:-}" "${3:-0}"
     else
       start=$SECONDS
       do_down
@@ -746,7 +800,7 @@ case $cmd in
     state_json
     ;;
   *)
-    echo "usage: $0 up|down|status|names" >&2
+    echo "usage: $0 up|down|status|names|reboot <host> [seconds off]" >&2
     exit 2
     ;;
 esac

@@ -68,8 +68,8 @@ export function chat(options: { stream?: boolean; withToken?: boolean; tokens?: 
     });
 }
 
-/** Requests in a loop while `work` runs: every answer is recorded, so a lost request shows. */
-export async function underLoad<T>(work: () => Promise<T>): Promise<{ result: T; answers: Answer[] }> {
+/** Requests in a loop while `work` runs: every answer is recorded, so a lost request shows. `work` sees the answers so far. */
+export async function underLoad<T>(work: (answers: readonly Answer[]) => Promise<T>): Promise<{ result: T; answers: Answer[] }> {
     const answers: Answer[] = [];
     let running = true;
     const loop = (async () => {
@@ -79,7 +79,7 @@ export async function underLoad<T>(work: () => Promise<T>): Promise<{ result: T;
         }
     })();
     try {
-        return { result: await work(), answers };
+        return { result: await work(answers), answers };
     } finally {
         running = false;
         await loop;

@@ -86,6 +86,29 @@ export function onHost(host: SandboxHost, command: string, cache = gatewayCacheD
     );
 }
 
+/**
+ * Reboots one sandbox host keeping its disk (`sandbox.sh reboot`), off for `secondsOff` before it boots
+ * again; resolves once its sshd answers again, with the seconds that took from the reboot command.
+ * Async, so a request loop keeps running meanwhile.
+ */
+export function rebootHost(host: SandboxHost, secondsOff = 0, cache = gatewayCacheDir()): Promise<{ sshdSeconds: number }> {
+    return new Promise((resolve, reject) =>
+        execFile(
+            "bash",
+            [script, "reboot", host, String(secondsOff)],
+            { timeout: 300000, env: { ...process.env, SGLANG_GATEWAY_CACHE: cache } },
+            (err, stdout, stderr) => {
+                const seconds = /sshd answers after ([\d.]+) s/.exec(stdout)?.[1];
+                if (err || seconds === undefined) {
+                    reject(new Error(`sandbox.sh reboot ${host}: ${err?.message ?? "no time printed"}\n${stdout}${stderr}`));
+                } else {
+                    resolve({ sshdSeconds: Number(seconds) });
+                }
+            },
+        ),
+    );
+}
+
 /** Which hosts boot another Debian release than bookworm (scripts/sandbox.sh SGLANG_GATEWAY_SANDBOX_RELEASES). */
 export interface SandboxOptions {
     releases?: Partial<Record<SandboxHost, "bookworm" | "trixie">>;
