@@ -125,6 +125,14 @@ export function routerPaths(service: string, instance: 1 | 2 = 1) {
     };
 }
 
+/** Beside a service's router processes: the reconcile that adds back the workers they dropped. `_` is in no service name, so no router unit is called this. */
+export function routerReconcilePaths(service: string) {
+    return {
+        unit: `sglang-gateway-router-${service}_reconcile.service`,
+        script: `${etcDir}/routers/${service}/reconcile.sh`,
+    };
+}
+
 /** A service's nginx pieces on the gateway. */
 export function servicePaths(service: string) {
     return {

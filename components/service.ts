@@ -68,6 +68,8 @@ export class Service extends pulumi.ComponentResource {
     readonly routerProcess: HostScript | undefined;
     /** Every router process of the service: one, or two with `router.processes: 2`. */
     readonly routerProcesses: HostScript[];
+    /** Beside the routers: adds back workers a router dropped; undefined for a router without one. */
+    readonly routerReconcile: HostScript | undefined;
     readonly serverBlock: HostScript;
 
     constructor(name: string, args: ServiceArgs, opts: pulumi.ComponentResourceOptions = {}) {
@@ -133,6 +135,7 @@ export class Service extends pulumi.ComponentResource {
         };
 
         let routerProcess: HostScript | undefined;
+        let routerReconcile: HostScript | undefined;
         let serverBlock: HostScript | undefined;
         const routerProcesses: HostScript[] = [];
         const processCount = settings.router?.processes ?? routerSettings?.processes ?? 1;
@@ -183,9 +186,32 @@ export class Service extends pulumi.ComponentResource {
                 );
             }
             routerProcess = routerProcesses[0];
+            const reconcile = router.reconcile?.({
+                service: name,
+                routerPorts: [this.ports.routerPort, ...extraRouterPorts],
+                pausedWhile: servicePaths(name).rolloutLock,
+            });
+            if (reconcile) {
+                const reconcileUnit = systemdUnitSteps(reconcile.unitName);
+                routerReconcile = hostStep(
+                    `${name}-router-reconcile`,
+                    {
+                        connection: gateway.connection,
+                        description: `worker reconcile of service ${name}'s router`,
+                        summary: { service: name, routerPorts: [this.ports.routerPort, ...extraRouterPorts].join(", ") },
+                        write: reconcile.files,
+                        activate: reconcileUnit.activate,
+                        rollBack: reconcileUnit.rollBack,
+                        deactivate: reconcileUnit.deactivate,
+                        afterRemove: reconcileUnit.afterRemove,
+                    },
+                    { parent: this, dependsOn: routerProcesses },
+                );
+            }
         }
         this.routerProcess = routerProcess;
         this.routerProcesses = routerProcesses;
+        this.routerReconcile = routerReconcile;
 
         const replicaOpts = { parent: this, dependsOn: routerProcesses.length > 0 ? routerProcesses : [gateway.setup] };
         const roleEnvs = settings.pd

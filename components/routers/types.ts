@@ -67,6 +67,20 @@ export interface RouterLaunch {
     statePaths: string[];
 }
 
+export interface RouterReconcileOptions {
+    service: string;
+    /** Every router process of the service: each gets back the workers it dropped. */
+    routerPorts: number[];
+    /** While this path exists a rolling update owns the service's registrations: nothing is added back. */
+    pausedWhile: string;
+}
+
+/** The reconcile beside a service's routers: a systemd unit and its files on the gateway. */
+export interface RouterReconcile {
+    unitName: string;
+    files: HostFile[];
+}
+
 export interface RouterWorkerArgs {
     /** SSH access to the gateway; the admin API is reached through a tunnel to its loopback. */
     gateway: pulumi.Input<SshConnection>;
@@ -137,6 +151,12 @@ export interface Router {
      * the worker and waits for its requests in flight; `join` succeeds once the router has it back, healthy.
      */
     rolloutScripts(worker: RolloutWorker): { leave: string; join: string };
+    /**
+     * A process beside the service's routers that adds back the workers a router dropped (one started while
+     * a replica is down may give up on it for good). Its own step, so adding it to a running stack restarts
+     * no router. Absent for a router that never drops a registered worker.
+     */
+    reconcile?(options: RouterReconcileOptions): RouterReconcile;
     /** Registers one worker with the service's router; called only when `addsWorkersAtRuntime`. */
     worker(name: string, args: RouterWorkerArgs, opts: pulumi.CustomResourceOptions): RouterWorkerResource;
 }

@@ -13,6 +13,7 @@ import type { PulumiProject } from "../helpers/pulumi-cli";
 import { onFreshSandbox, onHost, sandboxState } from "../helpers/sandbox";
 import { sandboxStack } from "../helpers/sandbox-stacks";
 import { adminCalls, leftOnGateway, pids, routerUnit, workers } from "../helpers/gateway-router";
+import { sglangWorkersDir, sglangWorkersLock } from "../../components/routers/sglang/paths";
 import { answeringWorkers, assertNothingLost, chat, serviceHost, token, underLoad, whileStreaming } from "../helpers/gateway-client";
 
 /** A self-signed certificate for `*.<domain>`, as a user would bring one. */
@@ -202,6 +203,9 @@ function scalingSuite(version: string | undefined, whole: boolean) {
             const portOf = (url: string) => Number(url.split(":").pop());
             const [victim] = (await workers()).sort((a, b) => portOf(b.url) - portOf(a.url));
             const port = /--port (\d+)/.exec(await onHost("gw", "cat /etc/sglang-gateway/routers/chat/start.sh"))?.[1];
+            // With the gateway's record of it (as a RouterWorker's delete does): the reconcile adds back a worker whose file is left.
+            const workersDir = sglangWorkersDir("chat");
+            await onHost("gw", `flock ${sglangWorkersLock(workersDir)} sh -c 'rm -f $(grep -lxF ${victim.url} ${workersDir}/*)'`);
             await onHost("gw", `curl -s -X DELETE 127.0.0.1:${port}/workers/${victim.id}`);
             for (let i = 0; i < 40 && (await workers()).some((w) => w.url === victim.url); i++) {
                 await new Promise((r) => setTimeout(r, 250));

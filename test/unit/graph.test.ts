@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { buildStack } from "../../components";
 import { scriptInput } from "../../components/host-script/ssh";
 import { AwsMocks } from "../helpers/aws-mocks";
-import { settle, valueOf } from "../helpers/mocks";
+import { recordDependencies, settle, valueOf } from "../helpers/mocks";
 import { awsStack, sshStack } from "../helpers/stack-configs";
 
 async function build(raw: unknown) {
@@ -14,7 +14,11 @@ async function build(raw: unknown) {
     pulumi.runtime.setMocks(mocks, "sglang-gateway", "test", false);
     const { gateway, services } = buildStack(raw, {});
     // Resolving every URN waits until each registration reached the mocks.
-    const all: pulumi.Resource[] = [gateway, gateway.setup, ...services.flatMap((s) => [s, s.serverBlock, ...(s.routerProcess ? [s.routerProcess] : [])])];
+    const all: pulumi.Resource[] = [
+        gateway,
+        gateway.setup,
+        ...services.flatMap((s) => [s, s.serverBlock, ...[s.routerProcess, s.routerReconcile].filter((r): r is NonNullable<typeof r> => r !== undefined)]),
+    ];
     for (const s of services) {
         for (const r of s.replicas) {
             all.push(r, r.process, ...[r.tunnel, r.bridge, r.worker].filter((x): x is NonNullable<typeof x> => x !== undefined));
@@ -98,10 +102,26 @@ describe("resource graph (mocks)", () => {
         assert.deepStrictEqual(changed, [], `inputs changed for ${changed.join(", ")}`);
     });
 
+    it("with a router: the reconcile beside it is its own step after the router, so adding it to a stack restarts no router", async () => {
+        const mocks = new AwsMocks({ region: "eu-west-1" });
+        pulumi.runtime.setMocks(mocks, "sglang-gateway", "test", false);
+        const dependencies = recordDependencies();
+        const { services } = buildStack(sshStack(1), {});
+        const [router, reconcile] = await Promise.all([valueOf(services[0].routerProcess!.urn), valueOf(services[0].routerReconcile!.urn)]);
+        await settle();
+        assert.match(reconcile, /sglang-gateway:index:Service\$pulumi-nodejs:dynamic\/sglang-gateway:HostScript::chat-router-reconcile$/);
+        assert.ok(dependencies.get("pulumi-nodejs:dynamic/sglang-gateway:HostScript::chat-router-reconcile")?.includes(router), "after the router");
+        const create = String(mocks.named("chat-router-reconcile").inputs.create);
+        assert.match(create, /systemctl restart sglang-gateway-router-chat_reconcile\.service/);
+        assert.doesNotMatch(create, /systemctl restart sglang-gateway-router-chat\.service/, "the router itself is not restarted");
+        assert.match(String(mocks.named("chat-router-reconcile").inputs.delete), /systemctl disable --now sglang-gateway-router-chat_reconcile\.service/);
+    });
+
     it("without a router: no router process, no bridges or workers, the upstream lists the replica sockets", async () => {
         const { mocks } = await build(sshStack(2, { router: null }));
         const names = mocks.resources.map((r) => r.name);
         assert.ok(!names.includes("chat-router"));
+        assert.ok(!names.includes("chat-router-reconcile"));
         assert.strictEqual(names.filter((n) => n.endsWith("-worker") || n.endsWith("-bridge")).length, 0);
         const server = String(mocks.named("chat-server").inputs.create);
         assert.match(server, /server unix:\/run\/sglang-gateway\/chat\/replica-0\.sock;/);

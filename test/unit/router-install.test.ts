@@ -1,5 +1,6 @@
 // The router install on the gateway: pinned package, pinned dependency closure, air-gapped index, per generation.
 import * as assert from "assert";
+import { spawnSync } from "child_process";
 import { sglangRouter, sglangRouterCommand } from "../../components/routers/sglang/router";
 
 const settings = (version: string, indexUrl?: string) => ({ type: "sglang", policy: "cache_aware", version, ...(indexUrl ? { indexUrl } : {}) });
@@ -58,5 +59,33 @@ describe("sglang router install and launch, per generation", () => {
             /grep -qsF "\$install\/" \/etc\/sglang-gateway\/routers\/\*\/start\.sh \|\| rm -rf "\$install"/,
         );
         assert.strictEqual(sglangRouter.launch({ ...options, version: "0.3.2" }).waitReady.length, 1);
+    });
+
+    it("a reconcile beside the service's routers: its unit after each router, its script over each router's port, paused by a rolling update", () => {
+        const one = sglangRouter.reconcile?.({ service: "chat", routerPorts: [10001], pausedWhile: "/run/sglang-gateway/rollout-chat" });
+        assert.ok(one, "the sglang router has a reconcile");
+        assert.strictEqual(one.unitName, "sglang-gateway-router-chat_reconcile.service");
+        assert.deepStrictEqual(
+            one.files.map((f) => [f.path, f.mode]),
+            [
+                ["/etc/sglang-gateway/routers/chat/reconcile.sh", "0755"],
+                ["/etc/systemd/system/sglang-gateway-router-chat_reconcile.service", "0644"],
+            ],
+        );
+        const [script, unit] = one.files.map((f) => f.content);
+        assert.match(script, /^paused=\/run\/sglang-gateway\/rollout-chat$/m);
+        assert.deepStrictEqual(script.match(/^ {4}reconcile .*$/gm), ["    reconcile http://127.0.0.1:10001"]);
+        assert.match(script, /for f in \/var\/lib\/sglang-gateway\/routers\/chat\/workers\/\*; do/);
+        assert.match(script, /9>\/var\/lib\/sglang-gateway\/routers\/chat\/workers\/\.lock$/m);
+        assert.match(unit, /^ExecStart=\/etc\/sglang-gateway\/routers\/chat\/reconcile\.sh$/m);
+        assert.match(unit, /^After=sglang-gateway-router-chat\.service$/m);
+        assert.match(unit, /^Restart=always$/m);
+        const check = spawnSync("sh", ["-n"], { input: script, encoding: "utf8" });
+        assert.strictEqual(check.status, 0, check.stderr);
+
+        const two = sglangRouter.reconcile?.({ service: "chat", routerPorts: [10001, 10601], pausedWhile: "/run/sglang-gateway/rollout-chat" });
+        const [script2, unit2] = (two?.files ?? []).map((f) => f.content);
+        assert.deepStrictEqual(script2.match(/^ {4}reconcile .*$/gm), ["    reconcile http://127.0.0.1:10001", "    reconcile http://127.0.0.1:10601"]);
+        assert.match(unit2, /^After=sglang-gateway-router-chat\.service sglang-gateway-router2-chat\.service$/m);
     });
 });

@@ -5,3 +5,11 @@ import { routerPaths } from "../../naming";
 export function sglangWorkersDir(service: string): string {
     return `${routerPaths(service).stateDir}/workers`;
 }
+
+/**
+ * Held while the reconcile (beside the router) adds a worker back, and while a RouterWorker removes a
+ * worker's file: a worker whose file is gone is never added back. A dot file: the workers' globs skip it.
+ */
+export function sglangWorkersLock(workersDir: string): string {
+    return `${workersDir}/.lock`;
+}

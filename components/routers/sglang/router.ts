@@ -1,11 +1,11 @@
 // The SGLang router (PyPI `smg`, formerly `sglang-router`): versions, policies, install, launch,
 // public paths, workers. What differs between its generations is in generations.ts.
 import type * as pulumi from "@pulumi/pulumi";
-import { gatewayPaths, routerInstallDir, routerPaths, unitFile } from "../../naming";
+import { gatewayPaths, routerInstallDir, routerPaths, routerReconcilePaths, unitFile } from "../../naming";
 import { render, shellQuote, templateFile } from "../../templates";
-import type { Router, RouterLaunch, RouterLaunchOptions, RouterSettings, RouterWorkerArgs } from "../types";
+import type { Router, RouterLaunch, RouterLaunchOptions, RouterReconcileOptions, RouterSettings, RouterWorkerArgs } from "../types";
 import { generationOf, generations, smg1, supportedVersions, type SglangGeneration } from "./generations";
-import { sglangWorkersDir } from "./paths";
+import { sglangWorkersDir, sglangWorkersLock } from "./paths";
 import { registrationBody, SglangRouterWorker } from "./worker";
 
 function generation(version: string): SglangGeneration {
@@ -48,6 +48,27 @@ export function sglangRouterCommand(options: RouterLaunchOptions): string[] {
         "10",
         ...generation(options.version).extraFlags,
     ];
+}
+
+/** How often the reconcile beside the routers looks for workers they dropped: a forgotten replica serves again within this of being healthy. */
+export const reconcileIntervalSeconds = 5;
+
+/** The reconcile of one service: adds back each worker recorded in `workersDir` that a router does not list, once healthy. */
+export function sglangReconcileScript(options: {
+    service: string;
+    routerPorts: number[];
+    workersDir: string;
+    pausedWhile: string;
+    intervalSeconds: number;
+}): string {
+    return render("scripts/sglang-router-reconcile.sh.njk", {
+        service: options.service,
+        routerUrls: options.routerPorts.map((port) => `http://127.0.0.1:${port}`),
+        workersDir: options.workersDir,
+        lockFile: sglangWorkersLock(options.workersDir),
+        pausedWhile: options.pausedWhile,
+        intervalSeconds: options.intervalSeconds,
+    });
 }
 
 export const sglangRouter: Router = {
@@ -169,6 +190,32 @@ export const sglangRouter: Router = {
                     registrationBody({ workerUrl: worker.workerUrl, workerType: worker.role ?? "regular", bootstrapPort: worker.bootstrapPort }),
                 ),
             }),
+        };
+    },
+
+    // The same text for both generations (their /workers API agrees), so an upgrade leaves it as it is.
+    reconcile(options: RouterReconcileOptions) {
+        const paths = routerReconcilePaths(options.service);
+        const routerUnits = options.routerPorts.map((_, i) => routerPaths(options.service, i === 0 ? 1 : 2).unit);
+        return {
+            unitName: paths.unit,
+            files: [
+                {
+                    path: paths.script,
+                    mode: "0755",
+                    content: sglangReconcileScript({ ...options, workersDir: sglangWorkersDir(options.service), intervalSeconds: reconcileIntervalSeconds }),
+                },
+                {
+                    path: unitFile(paths.unit),
+                    mode: "0644",
+                    content: render("systemd/router-reconcile.service.njk", {
+                        routerName: "sglang",
+                        service: options.service,
+                        routerUnits,
+                        script: paths.script,
+                    }),
+                },
+            ],
         };
     },
 

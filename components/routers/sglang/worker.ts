@@ -7,7 +7,7 @@ import type { SshConnection } from "../../host-script";
 import type { SshTarget } from "../../host-script/ssh";
 import { withAdminSession, type AdminSession } from "../admin-session";
 import type { RouterWorkerArgs, RouterWorkerResource } from "../types";
-import { sglangWorkersDir } from "./paths";
+import { sglangWorkersDir, sglangWorkersLock } from "./paths";
 
 /** Provider inputs as stored in the state. */
 export interface SglangWorkerInputs {
@@ -78,6 +78,12 @@ function shq(text: string): string {
     return `'${text.replace(/'/g, `'"'"'`)}'`;
 }
 
+/** Forgets the worker on the gateway: under the reconcile's lock, so a worker it is adding back is listed by the time this returns. */
+function removeWorkerFileCommand(inputs: SglangWorkerInputs): string {
+    const dir = shq(inputs.workersDir);
+    return `if [ -d ${dir} ]; then flock -w 60 ${shq(sglangWorkersLock(inputs.workersDir))} rm -f ${shq(workerFile(inputs))}; fi`;
+}
+
 /** What the start script passes the router for this worker after a restart: its URL (regular), or its role's flag. */
 function startArguments(inputs: SglangWorkerInputs): string {
     if (inputs.workerType === "prefill") {
@@ -113,7 +119,7 @@ export function roleMismatch(inputs: Pick<SglangWorkerInputs, "workerType" | "wo
 
 /** Removes the worker; `pendingId` also reaches a registration the router does not list yet. */
 async function removeWorker(session: AdminSession, inputs: SglangWorkerInputs, pendingId?: string): Promise<void> {
-    await session.exec(`rm -f ${shq(workerFile(inputs))}`);
+    await session.exec(removeWorkerFileCommand(inputs));
     const id = findByUrl(await listWorkers(session), inputs.workerUrl)?.id ?? pendingId;
     if (!id) {
         return;
@@ -196,7 +202,7 @@ async function registerWorker(session: AdminSession, inputs: SglangWorkerInputs)
     try {
         pendingId = (await addOrAdopt(session, inputs, deadline)).pendingId;
     } catch (err) {
-        await session.exec(`rm -f ${shq(workerFile(inputs))}`);
+        await session.exec(removeWorkerFileCommand(inputs));
         throw err;
     }
     let last = "the router has not listed it yet";
