@@ -9,6 +9,8 @@ export type {
     RouterInstall,
     RouterLaunch,
     RouterLaunchOptions,
+    RouterReconcile,
+    RouterReconcileOptions,
     RouterSettings,
     RouterWorkerArgs,
     RouterWorkerResource,
