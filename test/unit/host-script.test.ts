@@ -1,7 +1,7 @@
 // The scripts HostScript runs: files written, activation checked, rollback on failure; and the
 // provider's diff and serialization. (Over real SSH on real hosts: test/e2e.)
 import * as assert from "assert";
-import { execFileSync } from "child_process";
+import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -80,6 +80,39 @@ describe("host scripts", () => {
         assert.strictEqual(rootShell("ubuntu"), "sudo -n bash -s");
         assert.strictEqual(rootShell("root"), "bash -s");
     });
+
+    // What sshd does to a script when `pulumi up` dies: it closes the script's output pipes.
+    for (const [outcome, activate, expect] of [
+        ["applied", ["sleep 0.3", "echo starting the unit >&2", "touch MARK"], { file: true, marker: true }],
+        ["rolled back", ["sleep 0.3", "echo the unit failed >&2", "false"], { file: false, marker: false }],
+    ] as const) {
+        it(`a step whose session is gone mid-way still ends ${outcome} on the host, never half-applied`, async () => {
+            const marker = `${dir}/activated`;
+            const stage = fs.mkdtempSync(path.join(os.tmpdir(), "sgw-stage-"));
+            const child = spawn("bash", ["-s"], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, TMPDIR: stage } });
+            const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
+            child.stdin.end(
+                scriptInput(
+                    applyScript({
+                        description: "lost session",
+                        write: [{ path: `${dir}/unit.conf`, content: "new", mode: "0644" }],
+                        activate: activate.map((line) => line.replace("MARK", marker)),
+                    }),
+                ),
+            );
+            // The session is gone before the first line of output.
+            child.stdout.destroy();
+            child.stderr.destroy();
+            await exited;
+            try {
+                assert.strictEqual(fs.existsSync(`${dir}/unit.conf`), expect.file, "the written file");
+                assert.strictEqual(fs.existsSync(marker), expect.marker, "the activation's last step");
+                assert.deepStrictEqual(fs.readdirSync(stage), [], "the held output is removed");
+            } finally {
+                fs.rmSync(stage, { recursive: true, force: true });
+            }
+        });
+    }
 
     it("a command inside the script that reads standard input cannot swallow the rest of the script", () => {
         const marker = `${dir}/after-cat`;
