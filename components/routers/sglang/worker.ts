@@ -5,7 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { SshConnection } from "../../host-script";
 import type { SshTarget } from "../../host-script/ssh";
-import { withAdminSession, type AdminSession } from "../admin-session";
+import { isRouterCallError, withRouter, type AdminSession } from "../admin-session";
 import type { RouterWorkerArgs, RouterWorkerResource } from "../types";
 import { sglangWorkersDir } from "./paths";
 
@@ -13,6 +13,8 @@ import { sglangWorkersDir } from "./paths";
 export interface SglangWorkerInputs {
     /** SSH access to the gateway (secret); absent when `adminBaseUrl` is set. */
     gateway?: SshTarget;
+    /** The service, for errors; absent in state written before it was added (errors then say "the router"). */
+    service?: string;
     routerPort: number;
     workerUrl: string;
     /** `prefill` and `decode` only in a PD router; the router never routes a PD request to a `regular` one. */
@@ -109,23 +111,38 @@ export function roleMismatch(inputs: Pick<SglangWorkerInputs, "workerType" | "wo
     return `the model server behind ${inputs.workerUrl} ${says}, and it is registered as ${inputs.workerType}: start it with \`--disaggregation-mode ${inputs.workerType}\` (its role's commands; $ROLE holds the role)`;
 }
 
-/** Removes the worker; `pendingId` also reaches a registration the router does not list yet. */
+/** A router that drops out after it accepted a change may have made it: errors from then on say so. */
+function accepted(err: unknown): unknown {
+    return isRouterCallError(err) ? Object.assign(err, { routerCall: "unanswered" as const }) : err;
+}
+
+/**
+ * Removes the worker; `pendingId` also reaches a registration the router does not list yet. Its file
+ * goes only once the router has let go of it: a router that cannot be reached keeps both, so a
+ * restart of the router and the state still agree that the worker is there.
+ */
 async function removeWorker(session: AdminSession, inputs: SglangWorkerInputs, pendingId?: string): Promise<void> {
-    await session.exec(`rm -f ${shq(workerFile(inputs))}`);
     const id = findByUrl(await listWorkers(session), inputs.workerUrl)?.id ?? pendingId;
-    if (!id) {
-        return;
+    if (id) {
+        const answer = await session.request("DELETE", `/workers/${encodeURIComponent(id)}`);
+        // 404: already gone (0.3.x for an unknown id; a second delete); smg answers a second delete with 202.
+        if (answer.status >= 300 && answer.status !== 404) {
+            throw new Error(`router DELETE /workers/${id} (${inputs.workerUrl}) answered ${answer.status}: ${answer.text.slice(0, 300)}`);
+        }
     }
-    const answer = await session.request("DELETE", `/workers/${encodeURIComponent(id)}`);
-    // 404: already gone (0.3.x for an unknown id; a second delete); smg answers a second delete with 202.
-    if (answer.status >= 300 && answer.status !== 404) {
-        throw new Error(`router DELETE /workers/${id} (${inputs.workerUrl}) answered ${answer.status}: ${answer.text.slice(0, 300)}`);
-    }
-    // The removal is asynchronous; wait briefly so the next step (the bridge going away) sees no new traffic.
-    // A draining worker takes none; the bridge's own drain then waits for its requests in flight.
-    const deadline = Date.now() + 15000;
-    while (Date.now() < deadline && findByUrl(await listWorkers(session), inputs.workerUrl)) {
-        await sleep(250);
+    try {
+        await session.exec(`rm -f ${shq(workerFile(inputs))}`);
+        if (!id) {
+            return;
+        }
+        // The removal is asynchronous; wait briefly so the next step (the bridge going away) sees no new traffic.
+        // A draining worker takes none; the bridge's own drain then waits for its requests in flight.
+        const deadline = Date.now() + 15000;
+        while (Date.now() < deadline && findByUrl(await listWorkers(session), inputs.workerUrl)) {
+            await sleep(250);
+        }
+    } catch (err) {
+        throw accepted(err);
     }
 }
 
@@ -188,6 +205,8 @@ async function jobOf(session: AdminSession, id: string): Promise<{ failed: boole
 }
 
 async function registerWorker(session: AdminSession, inputs: SglangWorkerInputs): Promise<string> {
+    // Reach the router before anything is written: its file alone would add the worker at the router's next start.
+    await listWorkers(session);
     await session.exec(`mkdir -p ${shq(inputs.workersDir)} && printf '%s\\n' ${shq(startArguments(inputs))} > ${shq(workerFile(inputs))}`);
     const deadline = Date.now() + inputs.readinessTimeoutSeconds * 1000;
     let pendingId: string | undefined;
@@ -197,6 +216,15 @@ async function registerWorker(session: AdminSession, inputs: SglangWorkerInputs)
         await session.exec(`rm -f ${shq(workerFile(inputs))}`);
         throw err;
     }
+    try {
+        return await awaitHealthy(session, inputs, deadline, pendingId);
+    } catch (err) {
+        throw accepted(err);
+    }
+}
+
+/** Waits until the router lists the worker healthy, and checks its role; a registration that never gets there is removed again. */
+async function awaitHealthy(session: AdminSession, inputs: SglangWorkerInputs, deadline: number, pendingId: string | undefined): Promise<string> {
     let last = "the router has not listed it yet";
     let jobFailed = false;
     for (;;) {
@@ -238,12 +266,12 @@ export const sglangWorkerProvider: pulumi.dynamic.ResourceProvider = {
         if (problem) {
             throw new Error(`worker ${inputs.workerUrl}: ${problem}`);
         }
-        const routerWorkerId = await withAdminSession(inputs, (s) => registerWorker(s, inputs));
+        const routerWorkerId = await withRouter(inputs, `register worker ${inputs.workerUrl}`, (s) => registerWorker(s, inputs), "registered");
         return { id: inputs.workerUrl, outs: { ...inputs, routerWorkerId } };
     },
 
     async delete(_id: string, props: SglangWorkerOutputs) {
-        await withAdminSession(props, (s) => removeWorker(s, props));
+        await withRouter(props, `remove worker ${props.workerUrl}`, (s) => removeWorker(s, props), "removed");
     },
 
     async diff(_id: string, olds: SglangWorkerOutputs, news: SglangWorkerInputs) {
@@ -260,14 +288,14 @@ export const sglangWorkerProvider: pulumi.dynamic.ResourceProvider = {
 
     async update(_id: string, olds: SglangWorkerOutputs, news: SglangWorkerInputs) {
         if (olds.routerPort !== news.routerPort) {
-            const routerWorkerId = await withAdminSession(news, (s) => registerWorker(s, news));
+            const routerWorkerId = await withRouter(news, `register worker ${news.workerUrl}`, (s) => registerWorker(s, news), "registered");
             return { outs: { ...news, routerWorkerId } };
         }
         return { outs: { ...news, routerWorkerId: olds.routerWorkerId } };
     },
 
     async read(id: string, props: SglangWorkerOutputs) {
-        const listed = await withAdminSession(props, async (s) => findByUrl(await listWorkers(s), props.workerUrl));
+        const listed = await withRouter(props, `read worker ${props.workerUrl}`, async (s) => findByUrl(await listWorkers(s), props.workerUrl));
         // Missing from the router: report it gone, so `pulumi refresh` shows the drift and `up` registers it again.
         return listed ? { id, props: { ...props, routerWorkerId: listed.id } } : { id: "", props: {} };
     },
@@ -307,6 +335,7 @@ export class SglangRouterWorker extends pulumi.dynamic.Resource implements Route
             name,
             {
                 gateway: pulumi.secret(gateway),
+                service: args.service,
                 routerPort: args.routerPort,
                 workerUrl: args.workerUrl,
                 workerType: args.role ?? "regular",
