@@ -10,7 +10,7 @@ import * as path from "path";
 import type { PulumiProject } from "../helpers/pulumi-cli";
 import { onFreshSandbox, onHost } from "../helpers/sandbox";
 import { sandboxStack } from "../helpers/sandbox-stacks";
-import { answeringWorkers, chat, fakeWorkerCommand, type Answer } from "../helpers/gateway-client";
+import { answeringWorkers, chat, fakeWorkerCommand, streamComplete, type Answer } from "../helpers/gateway-client";
 import { routerUnit, workers } from "../helpers/gateway-router";
 import { crash, pendingOperations, startUp, waitFor } from "../helpers/interrupted-up";
 import { portSlot, workerUrl } from "../../components/naming";
@@ -215,10 +215,11 @@ describe("e2e: an interrupted pulumi up, and a router that is down during up (sa
     it("killed during the deletes of 3→1 while the bridges drain long streams: the rerun finishes the deletes, waiting for the same streams; none is cut", async () => {
         await upTo(project, 3);
         project.setConfig(stackConfig(1));
-        // ~60 s streams on every replica, open before the change starts: they outlast the kill and the start of the rerun.
+        // ~90 s streams on every replica, open before the change starts: they outlast the kill and the start of the rerun's
+        // removals even on a loaded machine, and end within the drain's bound (120 s from the dead run's removal).
         const opened = Date.now();
         const streams = Promise.all(
-            Array.from({ length: 6 }, () => chat({ stream: true, tokens: 1200 }).catch((err: Error) => ({ status: 0, body: err.message }) as Answer)),
+            Array.from({ length: 6 }, () => chat({ stream: true, tokens: 1800 }).catch((err: Error) => ({ status: 0, body: err.message }) as Answer)),
         );
         await new Promise((r) => setTimeout(r, 500));
         const running = startUp(project);
@@ -237,17 +238,28 @@ describe("e2e: an interrupted pulumi up, and a router that is down during up (sa
         assert.ok(pending.length > 0 && pending.every((p) => /^deleting chat-replica-[12]-bridge$/.test(p)), pending.join(", "));
         await nextUpRefused(project);
 
-        const figures = await recover(project);
+        let rerunRemovesAt = 0;
+        const isBridgeRemoval = (op: { type: string; urn: string }) => op.type === "deleting" && /::chat-replica-[12]-bridge$/.test(op.urn);
+        const figures = await recover(project, async () => {
+            // The dead run's pending removals go with the rerun's first state write; then the rerun's own begin.
+            await waitFor("the rerun's state", () => (pendingOperations(project).some(isBridgeRemoval) ? undefined : true), 180000);
+            rerunRemovesAt = await waitFor(
+                "the rerun removing a bridge",
+                () => (pendingOperations(project).some(isBridgeRemoval) ? Date.now() : undefined),
+                180000,
+            );
+        });
         const answers = await streams;
-        const cut = answers.filter((a) => a.status !== 200 || !a.body.trimEnd().endsWith("data: [DONE]"));
+        const cut = answers.filter((a) => !streamComplete(a));
         const lastEnd = Math.max(...answers.map((a) => opened + (a.seconds ?? 0) * 1000));
         // The rerun's bridge removals waited for the nginx workers the dead run's reload had retired (they carry the streams).
         const rerunDrains = [...figures.up.matchAll(/chat-replica-[12]-bridge deleted \((\d+(?:\.\d+)?)s\)/g)].map((m) => Number(m[1]));
         console.log(
             `      deletes: killed ${((killedAt - opened) / 1000).toFixed(1)} s into the streams, recovered in ${figures.seconds} s ` +
-                `(state file repaired: ${figures.repairedStateFile}); the rerun's bridge removals took ${rerunDrains.join(" s, ")} s; ` +
-                `streams: ${answers.length} open, ${cut.length} cut, the last ended ${((lastEnd - killedAt) / 1000).toFixed(1)} s after the kill`,
+                `(state file repaired: ${figures.repairedStateFile}); the rerun began its bridge removals ${((rerunRemovesAt - killedAt) / 1000).toFixed(1)} s after the kill, ` +
+                `and they took ${rerunDrains.join(" s, ")} s; streams: ${answers.length} open, ${cut.length} cut, the last ended ${((lastEnd - killedAt) / 1000).toFixed(1)} s after the kill`,
         );
+        assert.ok(lastEnd > rerunRemovesAt + 5000, "the streams were still open when the rerun began to remove the bridges (else this case proves nothing)");
         assert.deepStrictEqual(new Set(answers.map((a) => a.worker)).size, 3, "the streams ran on all three replicas");
         assert.deepStrictEqual(
             cut.map((a) => `${a.status} ${a.worker}: …${a.body.slice(-120)}`),
@@ -261,6 +273,9 @@ describe("e2e: an interrupted pulumi up, and a router that is down during up (sa
     describe("the service's router stopped during up", () => {
         before(async () => {
             project = stack();
+            // Whatever an earlier case left (a failed one: its lock, a pending create), as the README says.
+            await project.run(["cancel", "--yes"]);
+            await project.run(["refresh", "--clear-pending-creates", "--yes", "--skip-preview"]);
             await upTo(project, 2);
             await onHost("gw", `systemctl stop ${routerUnit}`);
         });
