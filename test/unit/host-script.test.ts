@@ -10,6 +10,7 @@ import { openSsh, rootShell, scriptInput } from "../../components/host-script/ss
 import { freePort } from "../helpers/ports";
 import { testKey } from "../helpers/stack-configs";
 import { applyScript, hostScriptProvider, removeScript, type HostScriptInputs } from "../../components/host-script";
+import { render } from "../../components/templates";
 
 /** Runs a script the way HostScript does on a host: `bash -s`, the script on standard input. */
 function runLocally(script: string): { code: number; stderr: string } {
@@ -113,6 +114,35 @@ describe("host scripts", () => {
             }
         });
     }
+
+    it("two removals of one bridge drain on their own: the first one's end (here: its bound) never cuts the second one's wait short", async () => {
+        // A stand-in nginx master whose one worker serves for 8 s; its pid file where the scripts read nginx's.
+        const master = spawn("bash", ["-c", "sleep 8 & wait"], { stdio: "ignore" });
+        const exited = new Promise<void>((resolve) => master.once("exit", () => resolve()));
+        try {
+            fs.writeFileSync(`${dir}/nginx.pid`, `${master.pid}\n`);
+            await new Promise((r) => setTimeout(r, 200));
+            const pidsFile = `${dir}/drain-chat-replica-1.pids`;
+            const removal = (seconds: number) =>
+                `${render("scripts/nginx-workers.sh.njk", { pidsFile, nginxPidFile: `${dir}/nginx.pid` })}\n${render("scripts/nginx-drain.sh.njk", { seconds, pidsFile })}`;
+            const run = (script: string) =>
+                new Promise<number>((resolve) => {
+                    const started = Date.now();
+                    spawn("bash", ["-c", script], { stdio: "ignore" }).once("exit", () => resolve(Date.now() - started));
+                });
+            // The dead run's removal, still draining with a 1 s bound; the rerun's removal of the same bridge starts meanwhile.
+            const first = run(removal(1));
+            await new Promise((r) => setTimeout(r, 300));
+            const second = await run(removal(10));
+            await first;
+            // (Recording walks /proc: a second or two on a busy machine; the first one's bound ends well before the worker.)
+            assert.ok(second >= 6500, `the second removal ended after ${second} ms, while the worker served until ~7700 ms`);
+            assert.deepStrictEqual(fs.readdirSync(dir), ["nginx.pid"], "each removal's list goes with it");
+        } finally {
+            master.kill();
+            await exited;
+        }
+    });
 
     it("a command inside the script that reads standard input cannot swallow the rest of the script", () => {
         const marker = `${dir}/after-cat`;
