@@ -171,7 +171,7 @@ export function replicaPaths(service: string, index: number, role?: "prefill" | 
         socket: `${runDir}/${service}/replica-${index}.sock`,
         bridgeFile: `${gatewayPaths.bridgesDir}/${service}-replica-${index}.conf`,
         bridgeUpstream: `sgw_bridge_${service.replace(/-/g, "_")}_${index}`,
-        /** The nginx workers a bridge's removal retires, recorded so the drain waits for exactly them. */
+        /** The nginx workers a bridge's removal retires, recorded so the drain waits for exactly them (each removal appends `.$$`, its shell's pid). */
         drainPidsFile: `${runDir}/drain-${service}-replica-${index}.pids`,
     };
 }

@@ -247,7 +247,7 @@ export class Replica extends pulumi.ComponentResource {
                           // In-flight requests through this bridge finish before the tunnel and the process go.
                           deactivate: [nginxRecordWorkers(paths.drainPidsFile)],
                           // No reload, no retired workers: then there is nothing to wait for.
-                          afterRemove: [`${nginxReload.afterRemove} || rm -f ${paths.drainPidsFile}`],
+                          afterRemove: [`${nginxReload.afterRemove} || rm -f ${paths.drainPidsFile}.$$`],
                           drain: [nginxDrain(paths.drainPidsFile)],
                       },
                       // After both: on delete the bridge goes (its requests drained) before the tunnel and the model server.

@@ -150,9 +150,29 @@ export function runScript(client: Client, user: string | undefined, script: stri
     return runCommand(client, [rootShell(user), ...words].join(" "), scriptInput(script));
 }
 
-/** What `bash -s` reads: the script as one compound command. */
+/**
+ * What `bash -s` reads: the script as one compound command, its output held in files until it ends.
+ * When the SSH session goes away mid-script (the machine running `pulumi up` died), sshd closes the
+ * script's pipes and the next write would kill it with SIGPIPE: a step half-applied (a unit enabled,
+ * never started; no rollback). Writing to files instead, the script runs to its end on the host
+ * (applied, or rolled back) and releases the host lock; the output follows once it is done.
+ */
 export function scriptInput(script: string): string {
-    return `{\n${script}\n}\n`;
+    return [
+        "{",
+        "sgw_out=$(mktemp) && sgw_err=$(mktemp) || exit 1",
+        "(",
+        script,
+        ') >"$sgw_out" 2>"$sgw_err" </dev/null',
+        "sgw_code=$?",
+        'exec 3<"$sgw_out" 4<"$sgw_err"',
+        'rm -f "$sgw_out" "$sgw_err"',
+        "cat <&3",
+        "cat <&4 >&2",
+        'exit "$sgw_code"',
+        "}",
+        "",
+    ].join("\n");
 }
 
 /** Runs `command` over the connection, with `input` on its standard input, and collects its output and exit code. */

@@ -19,7 +19,7 @@ export const nginxReload = {
     afterRemove: "nginx -t && systemctl reload nginx",
 };
 
-/** Records this host's nginx workers (the ones the next reload retires), for `nginxDrain`. */
+/** Records this host's nginx workers (the ones the next reload retires), for `nginxDrain` in the same script: in `<pidsFile>.$$`. */
 export function nginxRecordWorkers(pidsFile: string): string {
     return render("scripts/nginx-workers.sh.njk", { pidsFile, nginxPidFile: hostPaths.nginxPidFile });
 }

@@ -41,8 +41,9 @@ export class AdminApi {
 
     constructor(private options: AdminApiOptions = {}) {}
 
-    async start(): Promise<string> {
-        await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+    /** Listens on `port` (0: a free one), e.g. the port a stopped router had. */
+    async start(port = 0): Promise<string> {
+        await new Promise<void>((resolve) => this.server.listen(port, "127.0.0.1", resolve));
         return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     }
 

@@ -109,14 +109,28 @@ export async function whileStreaming(count: number, change: () => Promise<unknow
     return { streams: await open, answers };
 }
 
-/** Nothing lost: every loop request a 200, every stream complete to `data: [DONE]` and long enough to overlap the change. */
+/**
+ * A stream that ran to its end: the model's last chunk (its `finish_reason`), then `data: [DONE]`, and no
+ * error event. `[DONE]` alone proves nothing: smg ends a stream whose worker went away mid-way with a
+ * `stream_error` event and `data: [DONE]`, under status 200.
+ */
+export function streamComplete(answer: Answer): boolean {
+    return (
+        answer.status === 200 &&
+        /"finish_reason":"(length|stop)"/.test(answer.body) &&
+        !/^data: \{"error"/m.test(answer.body) &&
+        answer.body.trimEnd().endsWith("data: [DONE]")
+    );
+}
+
+/** Nothing lost: every loop request a 200, every stream complete (`streamComplete`) and long enough to overlap the change. */
 export function assertNothingLost(result: { streams: Answer[]; answers: Answer[] }): void {
     const failed = result.answers.filter((a) => a.status !== 200);
     if (result.answers.length === 0 || failed.length > 0) {
         throw new Error(`failed requests during the change: ${JSON.stringify(failed.slice(0, 5))}`);
     }
     for (const stream of result.streams) {
-        if (stream.status !== 200 || !stream.body.trimEnd().endsWith("data: [DONE]")) {
+        if (!streamComplete(stream)) {
             throw new Error(`a stream was cut (status ${stream.status}): ...${stream.body.slice(-300)}`);
         }
         if ((stream.seconds ?? 0) < 10) {

@@ -1,7 +1,7 @@
 // The scripts HostScript runs: files written, activation checked, rollback on failure; and the
 // provider's diff and serialization. (Over real SSH on real hosts: test/e2e.)
 import * as assert from "assert";
-import { execFileSync } from "child_process";
+import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -10,6 +10,7 @@ import { openSsh, rootShell, scriptInput } from "../../components/host-script/ss
 import { freePort } from "../helpers/ports";
 import { testKey } from "../helpers/stack-configs";
 import { applyScript, hostScriptProvider, removeScript, type HostScriptInputs } from "../../components/host-script";
+import { render } from "../../components/templates";
 
 /** Runs a script the way HostScript does on a host: `bash -s`, the script on standard input. */
 function runLocally(script: string): { code: number; stderr: string } {
@@ -79,6 +80,68 @@ describe("host scripts", () => {
     it("non-root logins run the script through sudo; the script never appears on a command line", () => {
         assert.strictEqual(rootShell("ubuntu"), "sudo -n bash -s");
         assert.strictEqual(rootShell("root"), "bash -s");
+    });
+
+    // What sshd does to a script when `pulumi up` dies: it closes the script's output pipes.
+    for (const [outcome, activate, expect] of [
+        ["applied", ["sleep 0.3", "echo starting the unit >&2", "touch MARK"], { file: true, marker: true }],
+        ["rolled back", ["sleep 0.3", "echo the unit failed >&2", "false"], { file: false, marker: false }],
+    ] as const) {
+        it(`a step whose session is gone mid-way still ends ${outcome} on the host, never half-applied`, async () => {
+            const marker = `${dir}/activated`;
+            const stage = fs.mkdtempSync(path.join(os.tmpdir(), "sgw-stage-"));
+            const child = spawn("bash", ["-s"], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, TMPDIR: stage } });
+            const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
+            child.stdin.end(
+                scriptInput(
+                    applyScript({
+                        description: "lost session",
+                        write: [{ path: `${dir}/unit.conf`, content: "new", mode: "0644" }],
+                        activate: activate.map((line) => line.replace("MARK", marker)),
+                    }),
+                ),
+            );
+            // The session is gone before the first line of output.
+            child.stdout.destroy();
+            child.stderr.destroy();
+            await exited;
+            try {
+                assert.strictEqual(fs.existsSync(`${dir}/unit.conf`), expect.file, "the written file");
+                assert.strictEqual(fs.existsSync(marker), expect.marker, "the activation's last step");
+                assert.deepStrictEqual(fs.readdirSync(stage), [], "the held output is removed");
+            } finally {
+                fs.rmSync(stage, { recursive: true, force: true });
+            }
+        });
+    }
+
+    it("two removals of one bridge drain on their own: the first one's end (here: its bound) never cuts the second one's wait short", async () => {
+        // A stand-in nginx master whose one worker serves for 8 s; its pid file where the scripts read nginx's.
+        const master = spawn("bash", ["-c", "sleep 8 & wait"], { stdio: "ignore" });
+        const exited = new Promise<void>((resolve) => master.once("exit", () => resolve()));
+        try {
+            fs.writeFileSync(`${dir}/nginx.pid`, `${master.pid}\n`);
+            await new Promise((r) => setTimeout(r, 200));
+            const pidsFile = `${dir}/drain-chat-replica-1.pids`;
+            const removal = (seconds: number) =>
+                `${render("scripts/nginx-workers.sh.njk", { pidsFile, nginxPidFile: `${dir}/nginx.pid` })}\n${render("scripts/nginx-drain.sh.njk", { seconds, pidsFile })}`;
+            const run = (script: string) =>
+                new Promise<number>((resolve) => {
+                    const started = Date.now();
+                    spawn("bash", ["-c", script], { stdio: "ignore" }).once("exit", () => resolve(Date.now() - started));
+                });
+            // The dead run's removal, still draining with a 1 s bound; the rerun's removal of the same bridge starts meanwhile.
+            const first = run(removal(1));
+            await new Promise((r) => setTimeout(r, 300));
+            const second = await run(removal(10));
+            await first;
+            // (Recording walks /proc: a second or two on a busy machine; the first one's bound ends well before the worker.)
+            assert.ok(second >= 6500, `the second removal ended after ${second} ms, while the worker served until ~7700 ms`);
+            assert.deepStrictEqual(fs.readdirSync(dir), ["nginx.pid"], "each removal's list goes with it");
+        } finally {
+            master.kill();
+            await exited;
+        }
     });
 
     it("a command inside the script that reads standard input cannot swallow the rest of the script", () => {

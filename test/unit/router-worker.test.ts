@@ -3,6 +3,9 @@ import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import { bootstrapPortCheck, sglangWorkerProvider, type SglangWorkerInputs, type SglangWorkerOutputs } from "../../components/routers/sglang/worker";
 import { AdminApi } from "../helpers/admin-api";
+import { FakeSshd } from "../helpers/fake-sshd";
+import { freePort } from "../helpers/ports";
+import { testKey } from "../helpers/stack-configs";
 
 const provider = sglangWorkerProvider as Required<pulumi.dynamic.ResourceProvider>;
 
@@ -289,5 +292,94 @@ describe("RouterWorker provider: PD roles (smg answers)", () => {
             "workerType",
             "bootstrapPort",
         ]);
+    });
+});
+
+describe("RouterWorker provider: a router that cannot be reached", () => {
+    let sshd: FakeSshd | undefined;
+    let api: AdminApi | undefined;
+    afterEach(async () => {
+        await sshd?.stop();
+        await api?.stop();
+        sshd = api = undefined;
+    });
+
+    /** The provider's inputs as on a gateway: the router's port reached through SSH (here: the fake sshd). */
+    const onGateway = (sshPort: number, routerPort: number): SglangWorkerInputs => ({
+        ...inputs("unused"),
+        adminBaseUrl: undefined,
+        gateway: { host: "127.0.0.1", port: sshPort, user: "root", privateKey: testKey },
+        service: "chat",
+        routerPort,
+        workersDir: "/var/lib/sglang-gateway/routers/chat/workers",
+    });
+    const workerFileWrites = () => (sshd?.scripts ?? []).filter((s) => s.includes("printf"));
+    const workerFileRemovals = () => (sshd?.scripts ?? []).filter((s) => s.includes("rm -f '/var/lib/sglang-gateway/routers/chat/workers/"));
+    const stoppedRouter = (doing: string, routerPort: number) =>
+        new RegExp(
+            `^cannot ${doing} worker http://127\\.0\\.0\\.1:20001: the router of service chat on the gateway 127\\.0\\.0\\.1 is not running: ` +
+                `nothing accepts connections on its port 127\\.0\\.0\\.1:${routerPort} there \\(GET /workers: .*\\)\\. ` +
+                "Check the router on the gateway: `systemctl status sglang-gateway-router-chat\\.service`, and `journalctl -u sglang-gateway-router-chat\\.service` for why it stopped",
+        );
+
+    it("create with the router stopped names the service, the gateway and what to check there, and writes nothing", async () => {
+        sshd = new FakeSshd();
+        const routerPort = await freePort();
+        await assert.rejects(provider.create(onGateway(await sshd.start(), routerPort)), (err: Error) => {
+            assert.match(err.message, stoppedRouter("register", routerPort));
+            assert.match(err.message, /Nothing was registered, and the state records nothing as done; run `pulumi up` again once the router answers\.$/);
+            return true;
+        });
+        assert.deepStrictEqual(workerFileWrites(), [], "no worker file: the router's next start would add the worker behind the state's back");
+    });
+
+    it("delete with the router stopped keeps the worker and its file (router and state still agree); once it is back, delete removes both", async () => {
+        sshd = new FakeSshd();
+        const sshPort = await sshd.start();
+        api = new AdminApi({ smg: true, drainMs: 50 });
+        const routerPort = Number(new URL(await api.start()).port);
+        const created = await provider.create(onGateway(sshPort, routerPort));
+        assert.strictEqual(workerFileWrites().length, 1);
+        await api.stop();
+        await assert.rejects(provider.delete(created.id, created.outs as SglangWorkerOutputs), (err: Error) => {
+            assert.match(err.message, stoppedRouter("remove", routerPort));
+            assert.match(err.message, /Nothing was removed/);
+            return true;
+        });
+        assert.deepStrictEqual(workerFileRemovals(), [], "the worker file stays while the router could not be told");
+        // The router is back (with its workers, as its start script re-adds them from their files).
+        const back = new AdminApi({ smg: true, drainMs: 50 });
+        await back.start(routerPort);
+        api = back;
+        await provider.create(onGateway(sshPort, routerPort));
+        await provider.delete(created.id, created.outs as SglangWorkerOutputs);
+        assert.ok(back.calls.some((c) => c.startsWith("DELETE /workers/")));
+        assert.strictEqual(workerFileRemovals().length, 1);
+    });
+
+    it("refresh with the router stopped fails instead of reporting the worker gone", async () => {
+        sshd = new FakeSshd();
+        const routerPort = await freePort();
+        const props = { ...onGateway(await sshd.start(), routerPort), routerWorkerId: "id" };
+        await assert.rejects(
+            provider.read("http://127.0.0.1:20001", props),
+            /cannot read worker .* is not running: .*Nothing in the state changed; refresh again once the router answers\.$/,
+        );
+    });
+
+    it("a gateway whose sshd does not forward: the error says which setting (AllowTcpForwarding)", async () => {
+        sshd = new FakeSshd({ forwarding: false });
+        await assert.rejects(
+            provider.create(onGateway(await sshd.start(), await freePort())),
+            /the router of service chat on the gateway 127\.0\.0\.1 is out of reach: the gateway's sshd does not forward connections to its port .*AllowTcpForwarding yes/,
+        );
+    });
+
+    it("a router at a URL (no SSH) that is not running: named by its URL", async () => {
+        const url = `http://127.0.0.1:${await freePort()}`;
+        await assert.rejects(
+            provider.create({ ...inputs(url), service: "chat" }),
+            new RegExp(`the router of service chat at ${url.replace(/\./g, "\\.")} is not running`),
+        );
     });
 });

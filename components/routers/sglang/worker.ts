@@ -5,7 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { SshConnection } from "../../host-script";
 import type { SshTarget } from "../../host-script/ssh";
-import { withAdminSession, type AdminSession } from "../admin-session";
+import { isRouterCallError, withRouter, type AdminSession } from "../admin-session";
 import type { RouterWorkerArgs, RouterWorkerResource } from "../types";
 import { sglangWorkersDir, sglangWorkersLock } from "./paths";
 
@@ -13,6 +13,8 @@ import { sglangWorkersDir, sglangWorkersLock } from "./paths";
 export interface SglangWorkerInputs {
     /** SSH access to the gateway (secret); absent when `adminBaseUrl` is set. */
     gateway?: SshTarget;
+    /** The service, for errors; absent in state written before it was added (errors then say "the router"). */
+    service?: string;
     routerPort: number;
     /** The service's other router processes (a second one for crash tolerance): the worker registers with each too. */
     extraRouterPorts?: number[];
@@ -117,23 +119,41 @@ export function roleMismatch(inputs: Pick<SglangWorkerInputs, "workerType" | "wo
     return `the model server behind ${inputs.workerUrl} ${says}, and it is registered as ${inputs.workerType}: start it with \`--disaggregation-mode ${inputs.workerType}\` (its role's commands; $ROLE holds the role)`;
 }
 
-/** Removes the worker; `pendingId` also reaches a registration the router does not list yet. */
+/** A router that drops out after it accepted a change may have made it: errors from then on say so. */
+function accepted(err: unknown): unknown {
+    return isRouterCallError(err) ? Object.assign(err, { routerCall: "unanswered" as const }) : err;
+}
+
+/**
+ * Removes the worker; `pendingId` also reaches a registration the router does not list yet. Its file
+ * goes only once the router has let go of it: a router that cannot be reached keeps both, so a
+ * restart of the router and the state still agree that the worker is there.
+ */
 async function removeWorker(session: AdminSession, inputs: SglangWorkerInputs, pendingId?: string): Promise<void> {
+    // The router answers first; then the file goes (under the reconcile's lock, so the reconcile never adds
+    // back a worker on its way out), then the registration.
+    const listed = await listWorkers(session);
     await session.exec(removeWorkerFileCommand(inputs));
-    const id = findByUrl(await listWorkers(session), inputs.workerUrl)?.id ?? pendingId;
-    if (!id) {
-        return;
+    const id = findByUrl(listed, inputs.workerUrl)?.id ?? pendingId;
+    if (id) {
+        const answer = await session.request("DELETE", `/workers/${encodeURIComponent(id)}`);
+        // 404: already gone (0.3.x for an unknown id; a second delete); smg answers a second delete with 202.
+        if (answer.status >= 300 && answer.status !== 404) {
+            throw new Error(`router DELETE /workers/${id} (${inputs.workerUrl}) answered ${answer.status}: ${answer.text.slice(0, 300)}`);
+        }
     }
-    const answer = await session.request("DELETE", `/workers/${encodeURIComponent(id)}`);
-    // 404: already gone (0.3.x for an unknown id; a second delete); smg answers a second delete with 202.
-    if (answer.status >= 300 && answer.status !== 404) {
-        throw new Error(`router DELETE /workers/${id} (${inputs.workerUrl}) answered ${answer.status}: ${answer.text.slice(0, 300)}`);
-    }
-    // The removal is asynchronous; wait briefly so the next step (the bridge going away) sees no new traffic.
-    // A draining worker takes none; the bridge's own drain then waits for its requests in flight.
-    const deadline = Date.now() + 15000;
-    while (Date.now() < deadline && findByUrl(await listWorkers(session), inputs.workerUrl)) {
-        await sleep(250);
+    try {
+        if (!id) {
+            return;
+        }
+        // The removal is asynchronous; wait briefly so the next step (the bridge going away) sees no new traffic.
+        // A draining worker takes none; the bridge's own drain then waits for its requests in flight.
+        const deadline = Date.now() + 15000;
+        while (Date.now() < deadline && findByUrl(await listWorkers(session), inputs.workerUrl)) {
+            await sleep(250);
+        }
+    } catch (err) {
+        throw accepted(err);
     }
 }
 
@@ -196,6 +216,8 @@ async function jobOf(session: AdminSession, id: string): Promise<{ failed: boole
 }
 
 async function registerWorker(session: AdminSession, inputs: SglangWorkerInputs): Promise<string> {
+    // Reach the router before anything is written: its file alone would add the worker at the router's next start.
+    await listWorkers(session);
     await session.exec(`mkdir -p ${shq(inputs.workersDir)} && printf '%s\\n' ${shq(startArguments(inputs))} > ${shq(workerFile(inputs))}`);
     const deadline = Date.now() + inputs.readinessTimeoutSeconds * 1000;
     let pendingId: string | undefined;
@@ -205,6 +227,15 @@ async function registerWorker(session: AdminSession, inputs: SglangWorkerInputs)
         await session.exec(removeWorkerFileCommand(inputs));
         throw err;
     }
+    try {
+        return await awaitHealthy(session, inputs, deadline, pendingId);
+    } catch (err) {
+        throw accepted(err);
+    }
+}
+
+/** Waits until the router lists the worker healthy, and checks its role; a registration that never gets there is removed again. */
+async function awaitHealthy(session: AdminSession, inputs: SglangWorkerInputs, deadline: number, pendingId: string | undefined): Promise<string> {
     let last = "the router has not listed it yet";
     let jobFailed = false;
     for (;;) {
@@ -246,16 +277,18 @@ export const sglangWorkerProvider: pulumi.dynamic.ResourceProvider = {
         if (problem) {
             throw new Error(`worker ${inputs.workerUrl}: ${problem}`);
         }
-        const routerWorkerId = await withAdminSession(inputs, (s) => registerWorker(s, inputs));
+        const routerWorkerId = await withRouter(inputs, `register worker ${inputs.workerUrl}`, (s) => registerWorker(s, inputs), "registered");
         for (const routerPort of inputs.extraRouterPorts ?? []) {
-            await withAdminSession({ ...inputs, routerPort }, (s) => registerWorker(s, { ...inputs, routerPort }));
+            const second = { ...inputs, routerPort };
+            await withRouter(second, `register worker ${inputs.workerUrl}`, (s) => registerWorker(s, second), "registered");
         }
         return { id: inputs.workerUrl, outs: { ...inputs, routerWorkerId } };
     },
 
     async delete(_id: string, props: SglangWorkerOutputs) {
         for (const routerPort of [props.routerPort, ...(props.extraRouterPorts ?? [])]) {
-            await withAdminSession({ ...props, routerPort }, (s) => removeWorker(s, { ...props, routerPort }));
+            const one = { ...props, routerPort };
+            await withRouter(one, `remove worker ${props.workerUrl}`, (s) => removeWorker(s, one), "removed");
         }
     },
 
@@ -284,22 +317,24 @@ export const sglangWorkerProvider: pulumi.dynamic.ResourceProvider = {
     async update(_id: string, olds: SglangWorkerOutputs, news: SglangWorkerInputs) {
         let routerWorkerId = olds.routerWorkerId;
         if (olds.routerPort !== news.routerPort) {
-            routerWorkerId = await withAdminSession(news, (s) => registerWorker(s, news));
+            routerWorkerId = await withRouter(news, `register worker ${news.workerUrl}`, (s) => registerWorker(s, news), "registered");
         }
         // A router process added (registered with) or gone (its unit goes with it; removed here if it still answers).
         const before = olds.extraRouterPorts ?? [];
         const after = news.extraRouterPorts ?? [];
         for (const routerPort of after.filter((p) => !before.includes(p))) {
-            await withAdminSession({ ...news, routerPort }, (s) => registerWorker(s, { ...news, routerPort }));
+            const added = { ...news, routerPort };
+            await withRouter(added, `register worker ${news.workerUrl}`, (s) => registerWorker(s, added), "registered");
         }
         for (const routerPort of before.filter((p) => !after.includes(p))) {
-            await withAdminSession({ ...olds, routerPort }, (s) => removeWorker(s, { ...olds, routerPort })).catch(() => undefined);
+            const gone = { ...olds, routerPort };
+            await withRouter(gone, `remove worker ${olds.workerUrl}`, (s) => removeWorker(s, gone), "removed").catch(() => undefined);
         }
         return { outs: { ...news, routerWorkerId } };
     },
 
     async read(id: string, props: SglangWorkerOutputs) {
-        const listed = await withAdminSession(props, async (s) => findByUrl(await listWorkers(s), props.workerUrl));
+        const listed = await withRouter(props, `read worker ${props.workerUrl}`, async (s) => findByUrl(await listWorkers(s), props.workerUrl));
         // Missing from the router: report it gone, so `pulumi refresh` shows the drift and `up` registers it again.
         return listed ? { id, props: { ...props, routerWorkerId: listed.id } } : { id: "", props: {} };
     },
@@ -341,6 +376,7 @@ export class SglangRouterWorker extends pulumi.dynamic.Resource implements Route
             name,
             {
                 gateway: pulumi.secret(gateway),
+                service: args.service,
                 routerPort: args.routerPort,
                 ...(args.extraRouterPorts?.length ? { extraRouterPorts: args.extraRouterPorts } : {}),
                 workerUrl: args.workerUrl,
