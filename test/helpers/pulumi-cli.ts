@@ -16,14 +16,22 @@ export interface PulumiResult {
 export class PulumiProject {
     readonly dir: string;
     readonly stateDir: string;
+    /** The checkout whose stack program runs: this repo, or another (a previous release, for upgrade tests). */
+    private programRoot = repo;
 
     constructor(readonly stack: string) {
         this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "sgw-project-"));
         this.stateDir = path.join(this.dir, "state");
         fs.mkdirSync(this.stateDir);
+        this.useProgram(repo);
+    }
+
+    /** Runs the stack program of another checkout from now on (its index.ts and tsconfig.json); this repo's by default. */
+    useProgram(root: string = repo): void {
+        this.programRoot = root;
         fs.writeFileSync(
             path.join(this.dir, "Pulumi.yaml"),
-            ["name: sglang-gateway", "runtime:", "  name: nodejs", "  options:", "    typescript: true", `main: ${path.join(repo, "index.ts")}`, ""].join("\n"),
+            ["name: sglang-gateway", "runtime:", "  name: nodejs", "  options:", "    typescript: true", `main: ${path.join(root, "index.ts")}`, ""].join("\n"),
         );
     }
 
@@ -38,7 +46,7 @@ export class PulumiProject {
             PULUMI_SKIP_UPDATE_CHECK: "true",
             PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
             PULUMI_SKIP_CONFIRMATIONS: "true",
-            TS_NODE_PROJECT: path.join(repo, "tsconfig.json"),
+            TS_NODE_PROJECT: path.join(this.programRoot, "tsconfig.json"),
         };
     }
 

@@ -29,6 +29,7 @@ const setting = (unit: string, key: string) =>
 const sandboxed = {
     NoNewPrivileges: "yes",
     ProtectSystem: "strict",
+    ReadOnlyPaths: "/run",
     PrivateTmp: "yes",
     ProtectKernelTunables: "yes",
     ProtectKernelModules: "yes",
@@ -104,6 +105,8 @@ describe("unprivileged processes: rendered units", () => {
                 for (const [key, value] of [
                     ["ProtectHome", "yes"],
                     ["PrivateDevices", "yes"],
+                    ["TemporaryFileSystem", "/dev/shm:mode=1777,nosuid,nodev,noexec"],
+                    ["PrivateIPC", "yes"],
                     ["ProtectProc", "invisible"],
                     ["MemoryDenyWriteExecute", "yes"],
                     ["RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"],
