@@ -5,7 +5,7 @@ import { ConfigError, parseGatewaySettings, portSlotProblem, type GatewayArgs, t
 import { formatIssues } from "./config/errors";
 import { gatewayBaseConf } from "./host-files/gateway";
 import { hostStep, HostScript, type HostFileInput, type ResolvedSshConnection } from "./host-script";
-import { nginxReload, systemUser } from "./host-script/steps";
+import { nginxReload, nginxServerTokensOff, systemUser } from "./host-script/steps";
 import { readKeyFilesOrThrow } from "./keys";
 import { gatewayPaths, hostPaths, portSlot, systemUsers } from "./naming";
 import { routerFor, type Router, type RouterSettings } from "./routers";
@@ -68,6 +68,7 @@ export class Gateway extends pulumi.ComponentResource {
                 activate: [
                     render("scripts/gateway-packages.sh.njk", { needsPython: install !== undefined, dirs: gatewayPaths.dirs }),
                     ...(install ? [routerUser.create, ...install.commands] : []),
+                    nginxServerTokensOff(gatewayPaths.serverTokensConf),
                     "systemctl enable --now nginx",
                     ...nginxReload.activate,
                 ],
@@ -79,7 +80,7 @@ export class Gateway extends pulumi.ComponentResource {
                     routerUser.remove,
                 ],
                 // Everything the services left is gone by now (they depend on this); these are the roots.
-                removePaths: [...gatewayPaths.roots, ...(install?.paths ?? [])],
+                removePaths: [gatewayPaths.serverTokensConf, ...gatewayPaths.roots, ...(install?.paths ?? [])],
             },
             { parent: this },
         );

@@ -119,6 +119,8 @@ export const hostPaths = {
 /** The gateway's own files and the roots that go when it is destroyed. */
 export const gatewayPaths = {
     baseConf: "/etc/nginx/conf.d/sglang-gateway.conf",
+    /** `server_tokens off` for the whole http block (the default server too), unless the distribution's nginx.conf sets it. */
+    serverTokensConf: "/etc/nginx/conf.d/sglang-gateway-server-tokens.conf",
     includeDir: nginxIncludeDir,
     servicesDir: `${nginxIncludeDir}/services`,
     bridgesDir: `${nginxIncludeDir}/bridges`,

@@ -19,6 +19,11 @@ export const nginxReload = {
     afterRemove: "nginx -t && systemctl reload nginx",
 };
 
+/** `server_tokens off` for all of nginx's http block (its default server too), unless nginx.conf sets server_tokens itself. */
+export function nginxServerTokensOff(file: string, nginxTest = "nginx -t"): string {
+    return render("scripts/nginx-server-tokens.sh.njk", { file, nginxTest });
+}
+
 /** Records this host's nginx workers (the ones the next reload retires), for `nginxDrain`. */
 export function nginxRecordWorkers(pidsFile: string): string {
     return render("scripts/nginx-workers.sh.njk", { pidsFile, nginxPidFile: hostPaths.nginxPidFile });

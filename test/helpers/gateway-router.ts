@@ -52,7 +52,7 @@ export async function pids(): Promise<{ router: string; nginx: string }> {
 export async function leftOnGateway(): Promise<string> {
     const left = await onHost(
         "gw",
-        "systemctl list-unit-files --plain --no-legend 'sglang-gateway*' | cut -d' ' -f1; ls /etc/nginx/conf.d/sglang-gateway.conf 2>/dev/null; " +
+        "systemctl list-unit-files --plain --no-legend 'sglang-gateway*' | cut -d' ' -f1; ls /etc/nginx/conf.d/sglang-gateway*.conf 2>/dev/null; " +
             `ls -d /etc/nginx/sglang-gateway /opt/sglang-gateway /etc/sglang-gateway /var/lib/sglang-gateway 2>/dev/null; getent passwd ${systemUsers.router}; ` +
             "ps -eo comm | grep -cE 'sglang::router|smg::router' || true",
     );
