@@ -83,12 +83,20 @@ describe("unprivileged processes: rendered units", () => {
         assert.match(prefill, /ports? 998: below 1024/);
     });
 
-    it("a container: `docker run` stays root (the docker socket is root's), with the sandbox a root client can take", () => {
+    it("a container: `docker run` stays root (the docker socket is root's), with the sandbox its client can take", () => {
         const unit = replicaProcessFiles({ ...replica, image: "lmsysorg/sglang:latest" }).unit.content;
         assert.deepStrictEqual([setting(unit, "User"), setting(unit, "CacheDirectory"), setting(unit, "Environment")], [[], [], []]);
         assertSandboxed(unit, "docker client");
         assert.deepStrictEqual(setting(unit, "ProtectHome"), ["read-only"], "root's docker login (/root/.docker) stays readable");
-        assert.deepStrictEqual(setting(unit, "PrivateDevices"), [], "the GPUs are the daemon's business, but nothing closes the device policy");
+        // The client needs no devices (dockerd hands the GPUs to the container) and only the docker socket (or a TCP DOCKER_HOST).
+        for (const [key, value] of [
+            ["PrivateDevices", "yes"],
+            ["MemoryDenyWriteExecute", "yes"],
+            ["RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"],
+            ["SystemCallFilter", "@system-service"],
+        ]) {
+            assert.deepStrictEqual(setting(unit, key), [value], key);
+        }
     });
 
     for (const version of ["1.13.0", "0.3.2"]) {
