@@ -87,7 +87,12 @@ export class Gateway extends pulumi.ComponentResource {
 
         this.address = this.host.address;
         this.domain = pulumi.output(settings.domain);
-        this.connection = this.host.connection;
+        // Every later step on the gateway expects the host key the setup met first (unless config gives one).
+        this.connection = pulumi
+            .all([this.host.connection, this.setup.hostKey])
+            .apply(([connection, hostKey]) =>
+                hostKey && connection.hostKey === undefined ? { ...connection, hostKey } : connection,
+            ) as pulumi.Output<ResolvedSshConnection>;
         this.routerPackage = pulumi.output(install?.requirement);
         this.registerOutputs({ address: this.address, domain: this.domain, connection: this.connection, routerPackage: this.routerPackage });
     }

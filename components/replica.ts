@@ -195,8 +195,12 @@ export class Replica extends pulumi.ComponentResource {
                             path: tunnelUnitFile({ service, index, host: "", port: 0, user: "", remotePort: 0 }).path,
                             mode: "0644",
                             content: pulumi
-                                .all([reach.host, reach.port, reach.user])
-                                .apply(([host, port, user]) => tunnelUnitFile({ service, index, host, port, user, remotePort: this.port }).content),
+                                // The replica host's key: given in config, else pinned by the process step's first contact.
+                                .all([reach.host, reach.port, reach.user, reach.hostKey ?? this.process.hostKey])
+                                .apply(
+                                    ([host, port, user, hostKey]) =>
+                                        tunnelUnitFile({ service, index, host, port, user, remotePort: this.port, ...(hostKey ? { hostKey } : {}) }).content,
+                                ),
                         },
                     ],
                     activate: [...tunnelSteps.activate, waitForSocket(paths.socket, `tunnel to ${service} replica ${index}`, paths.tunnelUnit)],
@@ -208,7 +212,10 @@ export class Replica extends pulumi.ComponentResource {
                     afterRemove: tunnelSteps.afterRemove,
                     removePaths: [paths.socket, paths.tunnelKnownHosts],
                 },
-                { parent: this, dependsOn: [this.process] },
+                // Not after the process when the host key is given in config: a rolling restart's rejoin then
+                // waits for this tunnel, which must be free to restart meanwhile (a new key). A learned key is
+                // the process step's output, which orders them anyway.
+                { parent: this, dependsOn: reach.hostKey === undefined ? [this.process] : [] },
             );
             this.target = pulumi.output(`unix:${paths.socket}`);
         } else {
@@ -247,7 +254,8 @@ export class Replica extends pulumi.ComponentResource {
                           afterRemove: [`${nginxReload.afterRemove} || rm -f ${paths.drainPidsFile}`],
                           drain: [nginxDrain(paths.drainPidsFile)],
                       },
-                      { parent: this, dependsOn: [this.tunnel ?? this.process] },
+                      // After both: on delete the bridge goes (its requests drained) before the tunnel and the model server.
+                      { parent: this, dependsOn: this.tunnel ? [this.tunnel, this.process] : [this.process] },
                   );
 
         const routed = direct ? this.process : this.bridge;

@@ -1,7 +1,7 @@
 // The ssh backend: an existing gateway host, and existing replica hosts, reached over SSH.
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { host, keySourceFields, loginUser, orOutput, port } from "../config/fields";
+import { host, keySourceFields, loginUser, orOutput, port, sshHostKey } from "../config/fields";
 import type { ResolvedSshConnection } from "../host-script";
 import { replicaPortOffset } from "../naming";
 import type { Backend, ReplicaHost, ReplicaHostRequest } from "./types";
@@ -13,6 +13,8 @@ export interface SshGatewayArgs {
     port?: pulumi.Input<number>;
     /** Login user; default root (others need passwordless sudo). */
     user?: pulumi.Input<string>;
+    /** The gateway's SSH host key (`ssh-ed25519 AAAA…`); default: pinned at first contact. */
+    hostKey?: pulumi.Input<string>;
 }
 
 /** One replica host. */
@@ -26,6 +28,8 @@ export interface SshHostArgs {
     privateKey?: pulumi.Input<string>;
     /** A file holding the key, read at deploy time (`~` allowed); instead of privateKey. */
     privateKeyPath?: string;
+    /** The host's SSH host key (`ssh-ed25519 AAAA…`); default: pinned at first contact. */
+    hostKey?: pulumi.Input<string>;
 }
 
 export interface SshPlacementArgs {
@@ -40,6 +44,7 @@ const sshHost = z
         host: orOutput(host),
         port: orOutput(port.default(22)),
         user: orOutput(loginUser.default("root")),
+        hostKey: orOutput(sshHostKey).optional(),
         ...keySourceFields,
     })
     .strict();
@@ -49,6 +54,7 @@ export const sshBackend: Backend<SshGatewayArgs, SshPlacementArgs> = {
         host: orOutput(host),
         port: orOutput(port.default(22)),
         user: orOutput(loginUser.default("root")),
+        hostKey: orOutput(sshHostKey).optional(),
     },
     placementFields: {
         hosts: z.array(sshHost, { invalid_type_error: "expected a list of {host, port, user, privateKey}" }).min(1, "expected at least one host").optional(),
@@ -70,7 +76,13 @@ export const sshBackend: Backend<SshGatewayArgs, SshPlacementArgs> = {
 
     createGatewayHost(_name, settings) {
         const connection = pulumi.secret(
-            pulumi.output({ host: settings.host, port: settings.port ?? 22, user: settings.user ?? "root", privateKey: settings.privateKey }),
+            pulumi.output({
+                host: settings.host,
+                port: settings.port ?? 22,
+                user: settings.user ?? "root",
+                privateKey: settings.privateKey,
+                ...(settings.hostKey === undefined ? {} : { hostKey: settings.hostKey }),
+            }),
         ) as pulumi.Output<ResolvedSshConnection>;
         return {
             connection,
@@ -84,9 +96,10 @@ export const sshBackend: Backend<SshGatewayArgs, SshPlacementArgs> = {
                 const privateKey = chosen.privateKey ?? settings.privateKey;
                 const user = chosen.user ?? "root";
                 const port = chosen.port ?? 22;
+                const hostKey = chosen.hostKey === undefined ? {} : { hostKey: chosen.hostKey };
                 return {
-                    connection: { host: chosen.host, port, user, privateKey },
-                    reach: { mode: "tunnel", host: chosen.host, port, user, privateKey },
+                    connection: { host: chosen.host, port, user, privateKey, ...hostKey },
+                    reach: { mode: "tunnel", host: chosen.host, port, user, privateKey, ...hostKey },
                     address: chosen.host,
                     portOffset: replicaPortOffset(request.index, hosts.length),
                     // Default true: what every ssh stack ran before the setting existed.

@@ -7,7 +7,15 @@ import type { ResolvedSshConnection, SshConnection } from "../host-script";
 /** How the gateway's bridge reaches a replica. */
 export type ReplicaReach =
     /** An SSH tunnel from the gateway ends in a unix socket on the gateway. */
-    | { mode: "tunnel"; host: pulumi.Input<string>; port: pulumi.Input<number>; user: pulumi.Input<string>; privateKey: pulumi.Input<string> }
+    | {
+          mode: "tunnel";
+          host: pulumi.Input<string>;
+          port: pulumi.Input<number>;
+          user: pulumi.Input<string>;
+          privateKey: pulumi.Input<string>;
+          /** The host's SSH key when given in config; else the tunnel pins what the process step learned. */
+          hostKey?: pulumi.Input<string>;
+      }
     /** The gateway connects to the replica's private address (same network). */
     | { mode: "direct"; address: pulumi.Input<string> };
 

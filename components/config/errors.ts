@@ -16,10 +16,26 @@ export interface Problem {
  * `pulumi up` shows the message alone, not a stack trace, whether the stack program or a user's own
  * program constructed the component.
  */
+/**
+ * Invalid config or component args, every problem at once. A RunError, so `pulumi up` prints it without a
+ * stack trace; it also carries what Pulumi's InputPropertiesError carries (the property path as the user wrote
+ * it, and the reason), so a component provider (docs/multi-language.md) reports each as an input error.
+ */
 export class ConfigError extends pulumi.RunError {
+    /** Per problem: the argument's path (`tokens[0]`, `pd.prefill.bootstrapPort`) and what is wrong there. */
+    readonly errors: { propertyPath: string; reason: string }[];
+    /** @internal Pulumi's brand for InputPropertiesError (its isInstance checks it, across SDK copies). */
+    readonly __pulumiInputPropertiesError = true;
+
     constructor(readonly problems: string[]) {
         super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
         this.name = "ConfigError";
+        this.errors = problems.map((problem) => {
+            // "Service chat: tokens[0]: expected ..." → the component's label goes, the path stays.
+            const unlabelled = problem.replace(/^(Gateway|Service) [^:]+: /, "");
+            const at = unlabelled.indexOf(": ");
+            return at > 0 ? { propertyPath: unlabelled.slice(0, at), reason: unlabelled.slice(at + 2) } : { propertyPath: "", reason: unlabelled };
+        });
     }
 }
 

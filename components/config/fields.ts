@@ -68,6 +68,16 @@ export function orOutput<T extends z.ZodTypeAny>(schema: T): z.ZodType<Out<T>, z
     }) as unknown as z.ZodType<Out<T>, z.ZodTypeDef, In<T>>;
 }
 
+/** An SSH host key as `ssh-keyscan` prints it after the host: `ssh-ed25519 AAAA…` (a comment may follow). */
+export const sshHostKey = z
+    .string({ invalid_type_error: "expected an SSH host key" })
+    .regex(
+        /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n\r]*)?$/,
+        {
+            message: "expected an SSH host key line such as `ssh-ed25519 AAAAC3Nza…` (the part of `ssh-keyscan HOST` after the host)",
+        },
+    );
+
 /** An SSH key given inline (a secret) or as a file read at deploy time (`~` allowed); cross-checked after parsing. */
 export const keySourceFields = {
     privateKey: orOutput(nonEmpty).optional(),

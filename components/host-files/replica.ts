@@ -118,7 +118,12 @@ export interface TunnelInput {
     user: string;
     /** The model server's port on the replica host's loopback. */
     remotePort: number;
+    /** The replica host's SSH key (`ssh-ed25519 AAAA…`): the tunnel accepts no other. Absent: learned on first connect (accept-new). */
+    hostKey?: string;
 }
+
+const hostKeyLine =
+    /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}$/;
 
 /** The gateway-side SSH tunnel that ends in the replica's unix socket. */
 export function tunnelUnitFile(input: TunnelInput): HostFile {
@@ -133,12 +138,26 @@ export function tunnelUnitFile(input: TunnelInput): HostFile {
             port: input.port,
             user: input.user,
             remotePort: input.remotePort,
+            knownHostsLine: knownHostsLine(input),
             keyFile: paths.tunnelKey,
             knownHostsFile: paths.tunnelKnownHosts,
             socket: paths.socket,
             socketDir: servicePaths(input.service).socketDir,
         }),
     };
+}
+
+/** The known_hosts line of a pinned replica host (`[host]:port type base64`); "" when none is pinned. */
+function knownHostsLine(input: TunnelInput): string {
+    if (!input.hostKey) {
+        return "";
+    }
+    const [type, blob] = input.hostKey.trim().split(/\s+/);
+    const key = `${type} ${blob ?? ""}`;
+    if (!hostKeyLine.test(key)) {
+        throw new Error(`tunnel to ${input.service} replica ${input.index}: ${JSON.stringify(input.hostKey.slice(0, 80))} is not an SSH host key line`);
+    }
+    return `${input.port === 22 ? input.host : `[${input.host}]:${input.port}`} ${key}`;
 }
 
 /** The tunnel's key on the gateway (0600, one line ending in a newline). */

@@ -11,8 +11,16 @@ export interface SshConnection {
     privateKey: pulumi.Input<string>;
     /** What the machine is beyond its address (an EC2 instance id): a new one behind the same address is a new host. Absent: the address is the identity. */
     hostId?: pulumi.Input<string>;
+    /** The SSH host key the host must present (`ssh-ed25519 AAAA…`); absent: pinned at first contact. */
+    hostKey?: pulumi.Input<string | undefined>;
     /** A bastion to connect through (e.g. the gateway, for replicas without a public address). */
-    proxy?: pulumi.Input<{ host: pulumi.Input<string>; port?: pulumi.Input<number>; user?: pulumi.Input<string>; privateKey: pulumi.Input<string> }>;
+    proxy?: pulumi.Input<{
+        host: pulumi.Input<string>;
+        port?: pulumi.Input<number>;
+        user?: pulumi.Input<string>;
+        privateKey: pulumi.Input<string>;
+        hostKey?: pulumi.Input<string | undefined>;
+    }>;
 }
 
 /** An SSH connection with every value known. */
@@ -38,9 +46,18 @@ export interface HostScriptInputs {
      * takes the replica out of service; `after` (given `applied` or `restored`) puts it back.
      */
     aroundUpdate?: { connection: SshTarget; before: string; after: string };
+    /** Output: the host key the host presented, pinned at first contact; later connections must see it again. */
+    hostKey?: string;
 }
 
-async function runOnHost(connection: SshTarget, script: string, what: string, args: string[] = []): Promise<void> {
+/** The key a connection must see: the one given (config, or another step's pin), else this step's own pin. */
+function pinned(connection: SshTarget, learned: string | undefined): SshTarget {
+    const hostKey = connection.hostKey ?? learned;
+    return hostKey === undefined ? connection : { ...connection, hostKey };
+}
+
+/** Runs the script; returns the host key the host presented. */
+async function runOnHost(connection: SshTarget, script: string, what: string, args: string[] = []): Promise<string | undefined> {
     const client = await openSsh(connection);
     try {
         const result = await runScript(client, connection.user, script, args);
@@ -50,6 +67,7 @@ async function runOnHost(connection: SshTarget, script: string, what: string, ar
                 `${what} on ${connection.host} failed (exit ${result.code})\n${tail(result.stderr.trim(), 3000)}${result.stdout.trim() ? `\n${tail(result.stdout.trim(), 1000)}` : ""}`,
             );
         }
+        return client.presentedHostKey;
     } finally {
         client.end();
     }
@@ -58,9 +76,9 @@ async function runOnHost(connection: SshTarget, script: string, what: string, ar
 /** The dynamic provider behind HostScript; exported so tests call its methods directly. */
 export const hostScriptProvider: pulumi.dynamic.ResourceProvider = {
     async create(inputs: HostScriptInputs) {
-        await runOnHost(inputs.connection, inputs.create, inputs.description);
+        const hostKey = await runOnHost(inputs.connection, inputs.create, inputs.description);
         const crypto: typeof import("crypto") = require("crypto");
-        return { id: crypto.randomUUID(), outs: inputs };
+        return { id: crypto.randomUUID(), outs: { ...inputs, ...(hostKey ? { hostKey } : {}) } };
     },
 
     async diff(_id: string, olds: HostScriptInputs, news: HostScriptInputs) {
@@ -82,28 +100,31 @@ export const hostScriptProvider: pulumi.dynamic.ResourceProvider = {
     },
 
     async update(_id: string, olds: HostScriptInputs, news: HostScriptInputs) {
+        const connection = pinned(news.connection, olds.hostKey);
+        const keep = connection.hostKey === undefined ? {} : { hostKey: connection.hostKey };
         if (olds.create === news.create) {
-            return { outs: news };
+            return { outs: { ...news, ...keep } };
         }
         const around = news.aroundUpdate;
         if (!around) {
-            await runOnHost(news.connection, news.create, news.description);
-            return { outs: news };
+            const hostKey = await runOnHost(connection, news.create, news.description);
+            return { outs: { ...news, ...keep, ...(hostKey ? { hostKey } : {}) } };
         }
         await runOnHost(around.connection, around.before, `taking ${news.description} out of service`);
+        let hostKey: string | undefined;
         try {
-            await runOnHost(news.connection, news.create, news.description);
+            hostKey = await runOnHost(connection, news.create, news.description);
         } catch (err) {
             // The step restored its previous files: back into service with them, and the roll stops here.
             await runOnHost(around.connection, around.after, `putting ${news.description} back into service`, ["restored"]).catch(() => undefined);
             throw err;
         }
         await runOnHost(around.connection, around.after, `putting ${news.description} back into service`, ["applied"]);
-        return { outs: news };
+        return { outs: { ...news, ...keep, ...(hostKey ? { hostKey } : {}) } };
     },
 
     async delete(_id: string, props: HostScriptInputs) {
-        await runOnHost(props.connection, props.delete, `removing ${props.description}`);
+        await runOnHost(pinned(props.connection, props.hostKey), props.delete, `removing ${props.description}`);
     },
 };
 
@@ -115,7 +136,18 @@ function sshTarget(c: pulumi.Unwrap<SshConnection>): SshTarget {
         user: c.user ?? "root",
         privateKey: c.privateKey,
         ...(c.hostId === undefined ? {} : { hostId: c.hostId }),
-        ...(c.proxy ? { proxy: { host: c.proxy.host, port: c.proxy.port ?? 22, user: c.proxy.user ?? "root", privateKey: c.proxy.privateKey } } : {}),
+        ...(c.hostKey === undefined ? {} : { hostKey: c.hostKey }),
+        ...(c.proxy
+            ? {
+                  proxy: {
+                      host: c.proxy.host,
+                      port: c.proxy.port ?? 22,
+                      user: c.proxy.user ?? "root",
+                      privateKey: c.proxy.privateKey,
+                      ...(c.proxy.hostKey === undefined ? {} : { hostKey: c.proxy.hostKey }),
+                  },
+              }
+            : {}),
     };
 }
 
@@ -123,6 +155,8 @@ function sshTarget(c: pulumi.Unwrap<SshConnection>): SshTarget {
 export class HostScript extends pulumi.dynamic.Resource {
     declare readonly create: pulumi.Output<string>;
     declare readonly connection: pulumi.Output<SshTarget>;
+    /** The host key the host presented at this step's first contact (`ssh-ed25519 AAAA…`): later steps pin it. */
+    declare readonly hostKey: pulumi.Output<string | undefined>;
 
     constructor(
         name: string,
@@ -148,6 +182,7 @@ export class HostScript extends pulumi.dynamic.Resource {
                 // Whole scripts in a preview hide what changed: they show as [secret] (`--show-secrets` prints them).
                 create: pulumi.secret(args.create),
                 delete: pulumi.secret(args.delete),
+                hostKey: undefined,
                 ...(args.aroundUpdate
                     ? {
                           aroundUpdate: pulumi.secret(

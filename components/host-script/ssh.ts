@@ -10,7 +10,38 @@ export interface SshTarget {
     privateKey: string;
     /** The machine's identity beyond its address (an EC2 instance id); only diff reads it. */
     hostId?: string;
-    proxy?: { host: string; port?: number; user?: string; privateKey: string };
+    /** The SSH host key it must present (`ssh-ed25519 AAAA…`), given in config or pinned at first contact; absent: learned now. */
+    hostKey?: string;
+    proxy?: { host: string; port?: number; user?: string; privateKey: string; hostKey?: string };
+}
+
+/** An open connection, and the host key the host presented (what a pin records). */
+export type SshClient = Client & { presentedHostKey?: string };
+
+/** A host key as `<type> <base64>`, whatever comment or spacing it came with. */
+export function keyLine(text: string): string {
+    const [type, blob] = text.trim().split(/\s+/);
+    return `${type} ${blob ?? ""}`;
+}
+
+/** OpenSSH's fingerprint of a key line: `SHA256:<base64 without padding>`. */
+export function hostKeyFingerprint(line: string): string {
+    const crypto: typeof import("crypto") = require("crypto");
+    const blob = Buffer.from(keyLine(line).split(" ")[1], "base64");
+    return `SHA256:${crypto.createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`;
+}
+
+/** Why a presented host key is refused, or undefined when it is the expected one (or none is expected). */
+export function hostKeyProblem(target: { host: string; port?: number; user?: string }, expected: string | undefined, presented: string): string | undefined {
+    if (expected === undefined || keyLine(expected) === keyLine(presented)) {
+        return undefined;
+    }
+    const where = describeTarget(target);
+    return (
+        `the SSH host key of ${where} changed: it presented ${keyLine(presented).split(" ")[0]} ${hostKeyFingerprint(presented)}, and this stack expects ` +
+        `${hostKeyFingerprint(expected)} (pinned when it first connected, or given as hostKey). If the host was rebuilt on purpose, set its hostKey ` +
+        `to the new key (\`ssh-keyscan -p ${target.port ?? 22} ${target.host}\`) and run pulumi up again; otherwise something else answers at that address`
+    );
 }
 
 export interface ScriptResult {
@@ -24,17 +55,23 @@ function describeTarget(target: { host: string; port?: number; user?: string }):
 }
 
 /** Opens an SSH connection; through `proxy` when given (the bastion forwards to the target). */
-export async function openSsh(target: SshTarget, attempts = 20): Promise<Client> {
-    const { Client: SshClient } = require("ssh2") as typeof import("ssh2");
-    const connect = (t: { host: string; port?: number; user?: string; privateKey: string }, sock?: import("stream").Duplex): Promise<Client> =>
+export async function openSsh(target: SshTarget, attempts = 20): Promise<SshClient> {
+    const ssh2 = require("ssh2") as typeof import("ssh2");
+    const connect = (
+        t: { host: string; port?: number; user?: string; privateKey: string; hostKey?: string },
+        sock?: import("stream").Duplex,
+    ): Promise<SshClient> =>
         new Promise((resolve, reject) => {
-            const client = new SshClient();
+            const client: SshClient = new ssh2.Client();
+            let refusedKey: string | undefined;
             client.once("ready", () => resolve(client));
             client.once("error", (err: Error & { code?: string; level?: string }) =>
                 reject(
-                    Object.assign(new Error(`cannot reach ${describeTarget(t)} over SSH: ${err.message}`), {
-                        retryable: Boolean(err.code) || err.level === "client-timeout",
-                    }),
+                    refusedKey
+                        ? Object.assign(new Error(refusedKey), { retryable: false })
+                        : Object.assign(new Error(`cannot reach ${describeTarget(t)} over SSH: ${err.message}`), {
+                              retryable: Boolean(err.code) || err.level === "client-timeout",
+                          }),
                 ),
             );
             try {
@@ -45,6 +82,15 @@ export async function openSsh(target: SshTarget, attempts = 20): Promise<Client>
                     privateKey: t.privateKey,
                     readyTimeout: 30000,
                     keepaliveInterval: 10000,
+                    // Learn the key on first contact; refuse another one once it is pinned (or given).
+                    hostVerifier: (key: Buffer) => {
+                        const parsed = ssh2.utils.parseKey(key);
+                        const presented =
+                            parsed instanceof Error ? `unknown ${key.toString("base64")}` : `${parsed.type} ${parsed.getPublicSSH().toString("base64")}`;
+                        client.presentedHostKey = presented;
+                        refusedKey = hostKeyProblem(t, t.hostKey, presented);
+                        return refusedKey === undefined;
+                    },
                     ...(sock ? { sock } : {}),
                 });
             } catch (err) {
@@ -52,7 +98,7 @@ export async function openSsh(target: SshTarget, attempts = 20): Promise<Client>
             }
         });
     // Hosts that are still booting refuse connections for a moment: retry, bounded.
-    const withRetry = async (attempt: () => Promise<Client>): Promise<Client> => {
+    const withRetry = async (attempt: () => Promise<SshClient>): Promise<SshClient> => {
         for (let i = 1; ; i++) {
             try {
                 return await attempt();

@@ -4,6 +4,7 @@
 // unit's sandbox in force (its mount namespace read-only but for what it may write), and the service
 // serves, scales, and runs the other router generation. Destroy removes the users.
 import * as assert from "assert";
+import * as path from "path";
 import { replicaPaths, routerPaths, systemUsers } from "../../components/naming";
 import { answeringWorkers, underLoad } from "../helpers/gateway-client";
 import { leftOnGateway, routerUnit, workers } from "../helpers/gateway-router";
@@ -140,7 +141,7 @@ describe("e2e unprivileged processes on sandbox hosts: routers and model servers
     it("a stack of the last release that ran them as root serves, router and model servers as root", async () => {
         const previous = exportCommit(rootProcessesCommit);
         try {
-            project.useProgram(previous.root);
+            project.useProgram(path.join(previous.root, "index.ts"));
             project.setConfig(config(2));
             await project.up();
         } finally {

@@ -16,23 +16,43 @@ export interface PulumiResult {
 export class PulumiProject {
     readonly dir: string;
     readonly stateDir: string;
-    /** The checkout whose stack program runs: this repo, or another (a previous release, for upgrade tests). */
-    private programRoot = repo;
+    /** The entry file of the program that runs; undefined: this repo's stack program. */
+    private programEntry: string | undefined;
 
-    constructor(readonly stack: string) {
+    /**
+     * `program`: another program than this repo's stack program (a package user's), as the path of its
+     * entry file; its directory holds its node_modules and tsconfig.json.
+     */
+    constructor(
+        readonly stack: string,
+        program?: string,
+    ) {
         this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "sgw-project-"));
         this.stateDir = path.join(this.dir, "state");
         fs.mkdirSync(this.stateDir);
-        this.useProgram(repo);
+        this.useProgram(program);
     }
 
-    /** Runs the stack program of another checkout from now on (its index.ts and tsconfig.json); this repo's by default. */
-    useProgram(root: string = repo): void {
-        this.programRoot = root;
+    /** The program's entry file from now on (another checkout's, e.g. an earlier commit's, for an upgrade); undefined: this repo's. */
+    useProgram(program?: string): void {
+        this.programEntry = program;
         fs.writeFileSync(
             path.join(this.dir, "Pulumi.yaml"),
-            ["name: sglang-gateway", "runtime:", "  name: nodejs", "  options:", "    typescript: true", `main: ${path.join(root, "index.ts")}`, ""].join("\n"),
+            [
+                "name: sglang-gateway",
+                "runtime:",
+                "  name: nodejs",
+                "  options:",
+                "    typescript: true",
+                `main: ${program ?? path.join(repo, "index.ts")}`,
+                "",
+            ].join("\n"),
         );
+    }
+
+    /** The program's entry file (this repo's index.ts unless another was given). */
+    get program(): string {
+        return this.programEntry ?? path.join(repo, "index.ts");
     }
 
     env(): NodeJS.ProcessEnv {
@@ -46,7 +66,7 @@ export class PulumiProject {
             PULUMI_SKIP_UPDATE_CHECK: "true",
             PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
             PULUMI_SKIP_CONFIRMATIONS: "true",
-            TS_NODE_PROJECT: path.join(this.programRoot, "tsconfig.json"),
+            TS_NODE_PROJECT: path.join(path.dirname(this.program), "tsconfig.json"),
         };
     }
 

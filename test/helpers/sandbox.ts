@@ -89,6 +89,8 @@ export function onHost(host: SandboxHost, command: string, cache = gatewayCacheD
 /** Which hosts boot another Debian release than bookworm (scripts/sandbox.sh SGLANG_GATEWAY_SANDBOX_RELEASES). */
 export interface SandboxOptions {
     releases?: Partial<Record<SandboxHost, "bookworm" | "trixie">>;
+    /** Another program than this repo's stack program (its entry file), read when the project is made. */
+    program?: () => string;
 }
 
 /**
@@ -103,7 +105,7 @@ export function onFreshSandbox(stack: string, options: SandboxOptions = {}): () 
     before(async () => {
         sandbox("down");
         sandbox("up", gatewayCacheDir(), { SGLANG_GATEWAY_SANDBOX_RELEASES: releases });
-        project = new PulumiProject(stack);
+        project = new PulumiProject(stack, options.program?.());
         await project.init();
     });
     after(() => {

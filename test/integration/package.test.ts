@@ -68,4 +68,18 @@ describe("the npm package", function () {
         ]);
         assert.match(rendered, /include \/x\/services\/\*\.conf;/);
     });
+
+    it("the modules Pulumi's serialized providers require by package path resolve (`sglang-gateway/bin/components/...`)", () => {
+        const project = path.join(dir, "project");
+        // Closure serialization turns a provider's module references into requires of the package's files.
+        const resolved = execFileSync(
+            process.execPath,
+            [
+                "-e",
+                "for (const m of ['host-script/ssh.js', 'routers/admin-session.js', 'routers/sglang/worker.js']) console.log(typeof require('sglang-gateway/bin/components/' + m))",
+            ],
+            { cwd: project, encoding: "utf8" },
+        ).trim();
+        assert.strictEqual(resolved, "object\nobject\nobject");
+    });
 });

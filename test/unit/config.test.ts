@@ -268,6 +268,13 @@ const catalog: Case[] = [
     ],
     ["a pd role of unknown shape", (s) => pd(s, { prefill: { bootstrap: 9000 } }), "services[0].pd.prefill.bootstrap", /unknown key/],
     ["a bootstrap port out of range", (s) => pd(s, { prefill: { bootstrapPort: 0 } }), "services[0].pd.prefill.bootstrapPort", /1 to 65535/],
+    [
+        "a replica host key that is not one",
+        (s) => (svc(s).hosts = [{ host: "10.0.0.3", hostKey: "AAAAC3NzaC1lZDI1NTE5" }]),
+        "services[0].hosts[0].hostKey",
+        /SSH host key line/,
+    ],
+    ["a gateway host key with a newline", (s) => (gw(s).hostKey = "ssh-ed25519 AAAA\nExecStart=/bin/sh"), "gateway.hostKey", /SSH host key line/],
     ["three router processes", (s) => (gw(s).router = { type: "sglang", processes: 3 }), "gateway.router.processes", /expected 1 or 2 router processes/],
     ["a service's router processes as a string", (s) => (svc(s).router = { processes: "2" }), "services[0].router.processes", /expected 1 or 2/],
     ["a bare env name unset where pulumi up runs", (s) => (svc(s).env = ["SGW_TEST_UNSET_VARIABLE"]), "services[0].env[0]", /has no value here/],
@@ -359,6 +366,31 @@ describe("config validation", () => {
                     hosts: [{ host: "10.0.0.3" }],
                 }),
             (err: Error) => /Service chat: tokens\[0\]: expected a bearer token/.test(err.message) && !err.message.includes("SECRET-VALUE"),
+        );
+    });
+
+    it("component args: errors are input errors with the argument path as the user wrote it (Pulumi's InputPropertiesError), and no stack trace (RunError)", () => {
+        pulumi.runtime.setMocks(new RecordingMocks(), "sglang-gateway", "test", false);
+        const { Gateway, Service } = require("../../components") as typeof import("../../components");
+        const gateway = new Gateway("gw", { backend: "ssh", host: "10.0.0.2", domain: "example.com", privateKey: "k", router: "sglang" });
+        let caught: unknown;
+        try {
+            new Service("chat", {
+                gateway,
+                port: 8000,
+                model: "m",
+                commands: ["serve"],
+                tokens: ["tok-0123456789"],
+                pd: { prefill: { replicas: 1, bootstrapPort: 8000, hosts: [{ host: "10.0.0.3" }] }, decode: { replicas: 70, hosts: [{ host: "10.0.0.4" }] } },
+            });
+        } catch (err) {
+            caught = err;
+        }
+        assert.ok(pulumi.InputPropertiesError.isInstance(caught), `${caught}`);
+        assert.ok(pulumi.RunError.isInstance(caught));
+        assert.deepStrictEqual(
+            (caught as InstanceType<typeof pulumi.InputPropertiesError>).errors.map((e) => e.propertyPath),
+            ["pd.decode.replicas"],
         );
     });
 

@@ -330,6 +330,8 @@ export class SglangRouterWorker extends pulumi.dynamic.Resource implements Route
             privateKey: g.privateKey,
             // A replaced gateway instance (same address) starts with no registrations: register again.
             ...(g.hostId === undefined ? {} : { hostId: g.hostId }),
+            // The gateway's pinned host key: the admin session's SSH accepts no other.
+            ...(g.hostKey ? { hostKey: g.hostKey } : {}),
         }));
         super(
             sglangWorkerProvider,
