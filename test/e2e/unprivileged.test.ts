@@ -1,5 +1,5 @@
 // End to end on real hosts: the router and the model servers run as unprivileged system users in
-// systemd sandboxes. A stack of the last release that ran them as root upgrades with one restart of
+// systemd sandboxes. A stack of the last commit that ran them as root upgrades with one restart of
 // the router and a rolling restart of the model servers; then each process runs as its user, with the
 // unit's sandbox in force (its mount namespace read-only but for what it may write), and the service
 // serves, scales, and runs the other router generation. Destroy removes the users.
@@ -138,7 +138,7 @@ describe("e2e unprivileged processes on sandbox hosts: routers and model servers
     let project: PulumiProject;
     beforeEach(() => (project = stack()));
 
-    it("a stack of the last release that ran them as root serves, router and model servers as root", async () => {
+    it("a stack of the last commit that ran them as root serves, router and model servers as root", async () => {
         const previous = exportCommit(rootProcessesCommit);
         try {
             project.useProgram(path.join(previous.root, "index.ts"));
@@ -153,7 +153,7 @@ describe("e2e unprivileged processes on sandbox hosts: routers and model servers
         assert.strictEqual(await mainPidUser("r1", replicaUnit(0)), "root");
     });
 
-    it("upgrading: the preview updates the setup, the router and each model server; up restarts the router once and rolls the model servers one at a time; failures only in the router's restart gap", async () => {
+    it("upgrading: the preview updates the setup, the router and each model server, and replaces nothing", async () => {
         project.setConfig(config(2));
         const steps = (await project.previewSteps()).filter((s) => s.op !== "same").map((s) => `${s.op} ${s.urn.split("::").pop()}`);
         assert.deepStrictEqual(steps.sort(), [
@@ -162,11 +162,16 @@ describe("e2e unprivileged processes on sandbox hosts: routers and model servers
             "update chat-router",
             `update ${gateway}-setup`,
         ]);
+    });
 
+    it("upgrading: up updates just those, restarts the router once and rolls the model servers one at a time; failures only in the router's restart gap", async () => {
+        project.setConfig(config(2));
         const since = (await onHost("gw", "date '+%Y-%m-%d %H:%M:%S'")).trim();
         const started = Date.now();
-        const { answers } = await underLoad(() => project.up());
+        const { result, answers } = await underLoad(() => project.up());
         const seconds = (Date.now() - started) / 1000;
+        assert.match(result.stdout, /^\s*~ 4 updated$/m, "the setup, the router and two model servers");
+        assert.doesNotMatch(result.stdout, /replaced|created|deleted/, "nothing replaced, created or deleted");
         const starts = async (host: SandboxHost, unit: string) =>
             Number((await onHost(host, `journalctl -u ${unit} --since '${since}' -o cat --no-pager | grep -c '^Started ' || true`)).trim());
         assert.strictEqual(await starts("gw", routerUnit), 1, "the router restarted once");

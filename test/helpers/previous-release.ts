@@ -7,8 +7,12 @@ import * as path from "path";
 
 const repo = path.resolve(__dirname, "..", "..");
 
-/** The last commit whose routers and model servers run as root, without systemd sandboxing. */
-export const rootProcessesCommit = "c2280b862537ebdefb1253948c3795bc19784f27";
+/**
+ * The last commit whose routers and model servers run as root, without systemd sandboxing: main's tip when
+ * they stopped (so an upgrade from it changes nothing else; from c2280b8, the host-key pinning that landed
+ * in between also plans its own changes).
+ */
+export const rootProcessesCommit = "35b821ff6fd277e3c39e664ff241b5c33a2724a4";
 
 /** `git archive` of `commit` in a temp directory, with this checkout's node_modules; `remove` deletes it. */
 export function exportCommit(commit: string): { root: string; remove(): void } {
