@@ -5,9 +5,9 @@ import { ConfigError, parseGatewaySettings, portSlotProblem, type GatewayArgs, t
 import { formatIssues } from "./config/errors";
 import { gatewayBaseConf } from "./host-files/gateway";
 import { hostStep, HostScript, type HostFileInput, type ResolvedSshConnection } from "./host-script";
-import { nginxReload } from "./host-script/steps";
+import { nginxReload, nginxServerTokensOff, systemUser } from "./host-script/steps";
 import { readKeyFilesOrThrow } from "./keys";
-import { gatewayPaths, hostPaths, portSlot } from "./naming";
+import { gatewayPaths, hostPaths, portSlot, systemUsers } from "./naming";
 import { routerFor, type Router, type RouterSettings } from "./routers";
 import { render } from "./templates";
 
@@ -49,6 +49,8 @@ export class Gateway extends pulumi.ComponentResource {
         this.host = backendFor(settings.backend).createGatewayHost(name, { ...settings, privateKey: this.privateKey }, this);
 
         const install = settings.router && this.router ? this.router.install(settings.router) : undefined;
+        // Every service's router runs as this user, never as root.
+        const routerUser = systemUser(systemUsers.router, "routers");
         const files: HostFileInput[] = [gatewayBaseConf(name)];
         if (settings.tls) {
             files.push(
@@ -65,14 +67,20 @@ export class Gateway extends pulumi.ComponentResource {
                 write: files,
                 activate: [
                     render("scripts/gateway-packages.sh.njk", { needsPython: install !== undefined, dirs: gatewayPaths.dirs }),
-                    ...(install?.commands ?? []),
+                    ...(install ? [routerUser.create, ...install.commands] : []),
+                    nginxServerTokensOff(gatewayPaths.serverTokensConf),
                     "systemctl enable --now nginx",
                     ...nginxReload.activate,
                 ],
                 rollBack: [nginxReload.afterRemove],
-                afterRemove: [nginxReload.afterRemove, `rmdir --ignore-fail-on-non-empty ${gatewayPaths.routerInstallsDir} ${hostPaths.replicasRoot}`],
+                afterRemove: [
+                    nginxReload.afterRemove,
+                    `rmdir --ignore-fail-on-non-empty ${gatewayPaths.routerInstallsDir} ${hostPaths.replicasRoot}`,
+                    // Also when the router was dropped from the config since: no router runs as it any more.
+                    routerUser.remove,
+                ],
                 // Everything the services left is gone by now (they depend on this); these are the roots.
-                removePaths: [...gatewayPaths.roots, ...(install?.paths ?? [])],
+                removePaths: [gatewayPaths.serverTokensConf, ...gatewayPaths.roots, ...(install?.paths ?? [])],
             },
             { parent: this },
         );

@@ -74,8 +74,30 @@ const etcDir = "/etc/sglang-gateway";
 const optDir = "/opt/sglang-gateway";
 const runDir = "/run/sglang-gateway";
 const stateDir = "/var/lib/sglang-gateway";
-const logDir = "/var/log/sglang-gateway";
+const logRoot = "/var/log";
+const logDir = `${logRoot}/sglang-gateway`;
+const cacheRoot = "/var/cache";
+const cacheDir = `${cacheRoot}/sglang-gateway`;
 const nginxIncludeDir = "/etc/nginx/sglang-gateway";
+
+/** A path below `root` as systemd's LogsDirectory= and CacheDirectory= take it: relative to their root. */
+function below(root: string, path: string): string {
+    return path.slice(root.length + 1);
+}
+
+/**
+ * The unprivileged system users the library's processes run as, each created by the step that first
+ * needs it and removed with the last thing that ran as it.
+ */
+export const systemUsers = {
+    /** Every service's router on the gateway. */
+    router: "sglang-gateway-router",
+    /** Model servers run from `commands` on a replica host (`docker run` stays root: the docker socket is root's in all but name). */
+    replica: "sglang-gateway-replica",
+};
+
+/** Groups that GPU device files may belong to (AMD's /dev/kfd and /dev/dri; NVIDIA's only with NVreg_DeviceFileGID): the model servers' user joins those that exist. */
+export const gpuDeviceGroups = ["video", "render"];
 
 /** A systemd unit's file. */
 export function unitFile(unit: string): string {
@@ -89,12 +111,16 @@ export const hostPaths = {
     runDir,
     /** The library's directory of model-server installs on a replica host. */
     replicasRoot: optDir,
+    /** Where model servers keep their caches (downloaded weights), one directory per service. */
+    replicaCachesRoot: cacheDir,
     nginxPidFile: "/run/nginx.pid",
 };
 
 /** The gateway's own files and the roots that go when it is destroyed. */
 export const gatewayPaths = {
     baseConf: "/etc/nginx/conf.d/sglang-gateway.conf",
+    /** `server_tokens off` for the whole http block (the default server too), unless the distribution's nginx.conf sets it. */
+    serverTokensConf: "/etc/nginx/conf.d/sglang-gateway-server-tokens.conf",
     includeDir: nginxIncludeDir,
     servicesDir: `${nginxIncludeDir}/services`,
     bridgesDir: `${nginxIncludeDir}/bridges`,
@@ -116,12 +142,27 @@ export function routerInstallDir(packageName: string, version: string): string {
  * The second's names take another prefix (`router2-`): no service name makes one look like the other.
  */
 export function routerPaths(service: string, instance: 1 | 2 = 1) {
+    const configDir = instance === 1 ? `${etcDir}/routers/${service}` : `${etcDir}/routers/${service}/second`;
+    const routerLogDir = instance === 1 ? `${logDir}/${service}` : `${logDir}/${service}/second`;
     return {
         unit: instance === 1 ? `sglang-gateway-router-${service}.service` : `sglang-gateway-router2-${service}.service`,
-        startScript: instance === 1 ? `${etcDir}/routers/${service}/start.sh` : `${etcDir}/routers/${service}/second/start.sh`,
+        startScript: `${configDir}/start.sh`,
         /** Where the router keeps what it must remember across restarts (the router decides what); shared by both processes. */
         stateDir: `${stateDir}/routers/${service}`,
-        logDir: instance === 1 ? `${logDir}/${service}` : `${logDir}/${service}/second`,
+        logDir: routerLogDir,
+        /** The log directory as systemd's LogsDirectory= names it: systemd creates it, owned by the router's user, writable. */
+        logsDirectory: below(logRoot, routerLogDir),
+        /**
+         * The directories between the gateway's roots and the start script and state directory: the router's
+         * user must search them, whatever umask root created them with.
+         */
+        searchableDirs: [
+            `${etcDir}/routers`,
+            `${etcDir}/routers/${service}`,
+            ...(instance === 1 ? [] : [configDir]),
+            `${stateDir}/routers`,
+            `${stateDir}/routers/${service}`,
+        ],
     };
 }
 
@@ -159,8 +200,14 @@ export function replicaPaths(service: string, index: number, role?: "prefill" | 
     return {
         processUnit: `sglang-gateway-${service}-${word}-${index}.service`,
         processDir,
+        /** From the library's root down to the process directory: the model server's user must search them, whatever root's umask. */
+        searchableDirs: [optDir, `${optDir}/${service}`, processDir],
         /** The service's directory on the replica host: removed with its last replica there. */
         serviceDir: `${optDir}/${service}`,
+        /** The model server's writable home ($HOME: downloaded weights, compile caches), shared by the service's replicas on the host. */
+        cacheDir: `${cacheDir}/${service}`,
+        /** The same as systemd's CacheDirectory= names it: systemd creates it, owned by the model server's user. */
+        cacheDirectory: below(cacheRoot, `${cacheDir}/${service}`),
         runScript: `${processDir}/run.sh`,
         envFile: `${processDir}/env`,
         // `_` appears in no service name: `chat_decode-0` is no regular replica's `<service>-<index>`.

@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { RoleSettings, ServiceSettings } from "./config";
 import type { Gateway } from "./gateway";
-import { bridgeFile, replicaProcessFiles, tunnelKeyFile, tunnelUnitFile } from "./host-files/replica";
+import { bridgeFile, replicaCleanup, replicaProcessFiles, replicaUser, tunnelKeyFile, tunnelUnitFile } from "./host-files/replica";
 import { hostStep, HostScript } from "./host-script";
 import {
     nginxDrain,
@@ -11,11 +11,13 @@ import {
     nginxRecordWorkers,
     nginxReload,
     rolloutScripts,
+    searchableDirs,
     systemdUnitSteps,
+    systemUser,
     waitForModelServer,
     waitForSocket,
 } from "./host-script/steps";
-import { bridgePort, hostPaths, replicaPaths, servicePaths, workerUrl } from "./naming";
+import { bridgePort, hostPaths, replicaPaths, servicePaths, systemUsers, workerUrl } from "./naming";
 import type { RouterWorkerResource } from "./routers";
 
 export const replicaType = "sglang-gateway:index:Replica";
@@ -133,6 +135,10 @@ export class Replica extends pulumi.ComponentResource {
                       return { connection: gateway.connection, ...scripts };
                   })
                 : undefined;
+        // The model server runs as an unprivileged user (created here, before the unit starts), unless it is a container.
+        const modelServerUser = systemUser(systemUsers.replica, "model servers", { gpus: true, whenGone: hostPaths.replicasRoot });
+        const user = replicaUser({ image: settings.image });
+        const processUser = user ? [modelServerUser.create, searchableDirs(user, paths.searchableDirs)] : [];
         const known = replicaProcessFiles({ service, index, port: this.port, model: settings.model, commands: [], env: {}, reachMode: this.reachMode, role });
         this.process = hostStep(
             `${name}-process`,
@@ -154,14 +160,14 @@ export class Replica extends pulumi.ComponentResource {
                     { ...known.unit, content: processFiles.apply((f) => f.unit.content) },
                 ],
                 activate: [
+                    ...processUser,
                     ...unitSteps.activate,
                     ...(host.reportsStartup ? [waitForModelServer(this.port, label, paths.processUnit, settings.readinessTimeoutSeconds)] : []),
                 ],
                 rollBack: unitSteps.rollBack,
                 // docker run's client may die before its container does; the container goes explicitly.
                 deactivate: [...unitSteps.deactivate, ...(settings.image ? [`docker rm -f ${paths.containerName}`] : [])],
-                // The service's and the library's directories go with their last replica on this host.
-                afterRemove: [...unitSteps.afterRemove, `rmdir --ignore-fail-on-non-empty ${paths.serviceDir} ${hostPaths.replicasRoot}`],
+                afterRemove: [...unitSteps.afterRemove, replicaCleanup(service, index, role), modelServerUser.remove],
                 removePaths: [paths.processDir],
                 aroundUpdate,
             },

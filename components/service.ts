@@ -16,7 +16,7 @@ import { hostStep, HostScript } from "./host-script";
 import { nginxReload, systemdUnitSteps } from "./host-script/steps";
 import { resolveEnv } from "./env";
 import { readKeyFilesOrThrow } from "./keys";
-import { servicePaths, servicePorts, workerUrl, type ServicePorts } from "./naming";
+import { servicePaths, servicePorts, systemUsers, workerUrl, type ServicePorts } from "./naming";
 import { Replica } from "./replica";
 
 export const serviceType = "sglang-gateway:index:Service";
@@ -150,6 +150,7 @@ export class Service extends pulumi.ComponentResource {
                 const port = instance === 1 ? this.ports.routerPort : this.ports.secondRouterPort;
                 const launch = router.launch({
                     service: name,
+                    user: systemUsers.router,
                     ...(instance === 2 ? { instance } : {}),
                     version: routerSettings.version,
                     port,

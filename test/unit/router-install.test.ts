@@ -43,7 +43,15 @@ describe("sglang router install and launch, per generation", () => {
     });
 
     it("launch: smg runs smg.launch_router and retries an unready worker every second; 0.3.2 runs sglang_router.launch_router", () => {
-        const options = { service: "chat", port: 10001, metricsPort: 10301, policy: "round_robin", workerStartupTimeoutSeconds: 600, workerUrls: [] };
+        const options = {
+            service: "chat",
+            user: "sglang-gateway-router",
+            port: 10001,
+            metricsPort: 10301,
+            policy: "round_robin",
+            workerStartupTimeoutSeconds: 600,
+            workerUrls: [],
+        };
         const smg = sglangRouterCommand({ ...options, version: "1.13.0" });
         assert.deepStrictEqual(smg.slice(0, 3), ["/opt/sglang-gateway/routers/smg-1.13.0/bin/python", "-m", "smg.launch_router"]);
         assert.deepStrictEqual(smg.slice(-2), ["--worker-startup-check-interval", "1"]);
@@ -53,7 +61,15 @@ describe("sglang router install and launch, per generation", () => {
     });
 
     it("the smg router's start removes installs no router uses any more; 0.3.2's scripts stay as they were", () => {
-        const options = { service: "chat", port: 10001, metricsPort: 10301, policy: "round_robin", workerStartupTimeoutSeconds: 600, workerUrls: [] };
+        const options = {
+            service: "chat",
+            user: "sglang-gateway-router",
+            port: 10001,
+            metricsPort: 10301,
+            policy: "round_robin",
+            workerStartupTimeoutSeconds: 600,
+            workerUrls: [],
+        };
         assert.match(
             sglangRouter.launch({ ...options, version: "1.13.0" }).waitReady.join("\n"),
             /grep -qsF "\$install\/" \/etc\/sglang-gateway\/routers\/\*\/start\.sh \|\| rm -rf "\$install"/,

@@ -16,7 +16,8 @@ import {
 import { sglangRouter } from "../../components/routers/sglang/router";
 import { bridgeFile } from "../../components/host-files/replica";
 import { bridgePort } from "../../components/naming";
-import { nginxTest } from "../helpers/nginx";
+import { nginxServerTokensOff } from "../../components/host-script/steps";
+import { nginxBinary, nginxTest } from "../helpers/nginx";
 
 const base: ServerBlockInput = {
     service: "chat",
@@ -127,6 +128,34 @@ describe("nginx templates (real nginx -t)", () => {
         const other = serverBlockText({ ...base, service: "chat-replica-0", serverName: "chat-replica-0.example.com" });
         nginxTest({ services: { "chat.conf": serverBlockText(base), "chat-replica-0.conf": other }, bridges: bridges(1) });
     });
+
+    for (const [what, distribution, kept] of [
+        ["a distribution's nginx.conf without server_tokens (Debian bookworm)", "", true],
+        ["a distribution's nginx.conf that sets server_tokens itself (Debian trixie)", "    server_tokens off;", false],
+    ] as const) {
+        it(`server_tokens off for the whole http block, the default server too: ${what}`, () => {
+            const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sgw-tokens-"));
+            try {
+                fs.mkdirSync(path.join(dir, "conf.d"));
+                const conf = ["events {}", "http {", `    include ${dir}/conf.d/*.conf;`, distribution, "    server { listen 127.0.0.1:8; }", "}", ""];
+                fs.writeFileSync(path.join(dir, "nginx.conf"), conf.join("\n"));
+                const test = `${nginxBinary()} -t -p ${dir} -c ${dir}/nginx.conf`;
+                const file = path.join(dir, "conf.d", "sglang-gateway-server-tokens.conf");
+                execFileSync("bash", ["-c", `set -euo pipefail\n${nginxServerTokensOff(file, test)}`], { stdio: "pipe" });
+                assert.strictEqual(
+                    fs.existsSync(file),
+                    kept,
+                    kept ? "nginx.conf says nothing: the gateway's file says off" : "a second server_tokens would fail nginx -t",
+                );
+                if (kept) {
+                    assert.match(fs.readFileSync(file, "utf8"), /^server_tokens off;$/m);
+                }
+                execFileSync("bash", ["-c", test], { stdio: "pipe" });
+            } finally {
+                fs.rmSync(dir, { recursive: true, force: true });
+            }
+        });
+    }
 
     it("a broken config fails nginx -t (the check is real)", () => {
         assert.throws(() => nginxTest({ services: { "bad.conf": "server { listen 80; location / { proxy_pass http://; } }" } }), /nginx -t failed/);

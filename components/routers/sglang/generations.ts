@@ -25,7 +25,8 @@ export interface SglangGeneration {
     readonly noWorkerAnswer?: NoWorkerAnswer;
     /**
      * After a router restarts on this version, installs no router uses any more go (an upgrade's old venv).
-     * Off for 0.3.x: stacks that pinned it keep byte-identical scripts, so a library upgrade restarts nothing.
+     * Off for 0.3.x: stacks that pinned it keep byte-identical start scripts (an upgrade changing nothing else restarts nothing).
+     * A downgrade to 0.3.x therefore leaves the smg install behind, and destroy does not remove it.
      */
     readonly removesUnusedInstalls: boolean;
     /** PD disaggregation with workers added at runtime: policies only a role offers, and the answer when a role has no worker. */

@@ -1,6 +1,7 @@
 // The SGLang router (PyPI `smg`, formerly `sglang-router`): versions, policies, install, launch,
 // public paths, workers. What differs between its generations is in generations.ts.
 import type * as pulumi from "@pulumi/pulumi";
+import { searchableDirs } from "../../host-script/steps";
 import { gatewayPaths, routerInstallDir, routerPaths, routerReconcilePaths, unitFile } from "../../naming";
 import { render, shellQuote, templateFile } from "../../templates";
 import type { Router, RouterLaunch, RouterLaunchOptions, RouterReconcileOptions, RouterSettings, RouterWorkerArgs } from "../types";
@@ -152,10 +153,17 @@ export const sglangRouter: Router = {
                 {
                     path: unitFile(paths.unit),
                     mode: "0644",
-                    content: render("systemd/router.service.njk", { routerName: "sglang", service: options.service, startScript: paths.startScript }),
+                    content: render("systemd/router.service.njk", {
+                        routerName: "sglang",
+                        service: options.service,
+                        startScript: paths.startScript,
+                        user: options.user,
+                        logsDirectory: paths.logsDirectory,
+                    }),
                 },
             ],
-            prepare: [`mkdir -p ${shellQuote(paths.logDir)} ${shellQuote(workersDir)}`],
+            // systemd creates the log directory (LogsDirectory=); the workers directory is root's, read by the router.
+            prepare: [searchableDirs(options.user, [...paths.searchableDirs, workersDir])],
             waitReady: [
                 render("scripts/wait-http.sh.njk", {
                     url: `http://127.0.0.1:${options.port}/health`,

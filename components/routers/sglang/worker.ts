@@ -218,7 +218,10 @@ async function jobOf(session: AdminSession, id: string): Promise<{ failed: boole
 async function registerWorker(session: AdminSession, inputs: SglangWorkerInputs): Promise<string> {
     // Reach the router before anything is written: its file alone would add the worker at the router's next start.
     await listWorkers(session);
-    await session.exec(`mkdir -p ${shq(inputs.workersDir)} && printf '%s\\n' ${shq(startArguments(inputs))} > ${shq(workerFile(inputs))}`);
+    // Written as root and read by the router's own unprivileged user: readable by all, whatever root's umask.
+    await session.exec(
+        `umask 022 && mkdir -p ${shq(inputs.workersDir)} && printf '%s\\n' ${shq(startArguments(inputs))} > ${shq(workerFile(inputs))} && chmod 0644 ${shq(workerFile(inputs))}`,
+    );
     const deadline = Date.now() + inputs.readinessTimeoutSeconds * 1000;
     let pendingId: string | undefined;
     try {
