@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm test`: set up whatever is missing, lint, then run every suite: unit, integration against the real
-# routers and nginx, and e2e on sandbox hosts. The e2e suites run in two lanes at once, each with its own
+# routers and nginx, and e2e on sandbox hosts. The e2e suites run in three lanes at once, each with its own
 # sandbox (its own cache directory, borrowing the toolchain: sandbox names derive from the cache), because
 # they mostly wait on hosts; each lane is one mocha run, and the last line sums them for CI.
 # `npm test -- <file>...` runs just those files, in one lane.
@@ -14,41 +14,58 @@ if [[ $# -gt 0 ]]; then
     exec npx mocha "$@"
 fi
 
-# Lane B: e2e suites that need no other lane's host state; the rest run in lane A after unit and integration.
+# Lanes B and C: e2e suites that need no other lane's host state, each lane on a sandbox of its own. Lane A
+# runs unit and integration first, then the e2e suites named in neither.
 lane_b=(test/e2e/pd.test.ts test/e2e/rolling-update.test.ts test/e2e/router-crash.test.ts test/e2e/host-keys.test.ts)
+lane_c=(test/e2e/reboots.test.ts test/e2e/interrupted-apply.test.ts test/e2e/unprivileged.test.ts test/e2e/hostile-requests.test.ts)
 lane_a=("test/unit/**/*.test.ts" "test/integration/**/*.test.ts")
 for file in test/e2e/*.test.ts; do
-    [[ " ${lane_b[*]} " == *" $file "* ]] || lane_a+=("$file")
+    [[ " ${lane_b[*]} ${lane_c[*]} " == *" $file "* ]] || lane_a+=("$file")
 done
 
-# Lane B's cache: the toolchain borrowed from the main cache, a sandbox of its own on the next subnet.
-lane_cache=$SGLANG_GATEWAY_CACHE/lanes/b
-mkdir -p "$lane_cache"
-for shared in debootstrap-debs fixtures pulumi rootfs routers routers.stamp router-venv router-0.3.2.stamp wheels; do
-    [[ -e "$SGLANG_GATEWAY_CACHE/$shared" && ! -e "$lane_cache/$shared" ]] && ln -s "$SGLANG_GATEWAY_CACHE/$shared" "$lane_cache/$shared"
-done
+# A lane's cache: the toolchain borrowed from the main cache, a sandbox of its own on a subnet after the main one.
 main_subnet=$(bash scripts/sandbox.sh names | python3 -c 'import json, sys; print(json.load(sys.stdin)["subnet"])')
 third=$(cut -d. -f3 <<<"$main_subnet")
-lane_subnet=10.213.$((third % 254 + 1))
-
-lane_log=$(mktemp /tmp/sglang-gateway-lane-b.XXXXXX)
-echo "==> e2e lane B in the background (${lane_b[*]}), log: $lane_log"
-(SGLANG_GATEWAY_CACHE=$lane_cache SGLANG_GATEWAY_SANDBOX_SUBNET=$lane_subnet npx mocha "${lane_b[@]}" >"$lane_log" 2>&1) &
-lane_pid=$!
+start_lane() { # name offset files...
+    local name=$1 offset=$2
+    shift 2
+    local cache=$SGLANG_GATEWAY_CACHE/lanes/$name
+    mkdir -p "$cache"
+    for shared in debootstrap-debs fixtures pulumi rootfs routers routers.stamp router-venv router-0.3.2.stamp wheels; do
+        [[ -e "$SGLANG_GATEWAY_CACHE/$shared" && ! -e "$cache/$shared" ]] && ln -s "$SGLANG_GATEWAY_CACHE/$shared" "$cache/$shared"
+    done
+    local log=/tmp/sglang-gateway-lane-$name.log
+    echo "==> e2e lane $name in the background ($*), log: $log"
+    (SGLANG_GATEWAY_CACHE=$cache SGLANG_GATEWAY_SANDBOX_SUBNET=10.213.$(((third + offset - 1) % 254 + 1)) npx mocha "$@" >"$log" 2>&1) &
+}
+start_lane b 1 "${lane_b[@]}"
+pid_b=$!
+start_lane c 2 "${lane_c[@]}"
+pid_c=$!
 set +e
 npx mocha "${lane_a[@]}" | tee /tmp/sglang-gateway-lane-a.log
 status_a=${PIPESTATUS[0]}
-wait "$lane_pid"
+wait "$pid_b"
 status_b=$?
+wait "$pid_c"
+status_c=$?
 set -e
+for name in b c; do
+    echo
+    echo "==> e2e lane $name"
+    cat "/tmp/sglang-gateway-lane-$name.log"
+done
+count() {
+    local value
+    value=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$1" 2>/dev/null | tail -1 | grep -oE '[0-9]+' | sed -n "$2p")
+    echo "${value:-0}"
+}
+total() {
+    local sum=0 lane
+    for lane in a b c; do sum=$((sum + $(count "/tmp/sglang-gateway-lane-$lane.log" "$1"))); done
+    echo "$sum"
+}
 echo
-echo "==> e2e lane B (${lane_b[*]})"
-cat "$lane_log"
-count() { grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$1" | tail -1 | grep -oE '[0-9]+' | sed -n "$2p"; }
-passed=$(( $(count /tmp/sglang-gateway-lane-a.log 1 || echo 0) + $(count "$lane_log" 1 || echo 0) ))
-failed=$(( $(count /tmp/sglang-gateway-lane-a.log 2 || echo 0) + $(count "$lane_log" 2 || echo 0) ))
-skipped=$(( $(count /tmp/sglang-gateway-lane-a.log 3 || echo 0) + $(count "$lane_log" 3 || echo 0) ))
-echo
-echo "both lanes: $passed passed, $failed failed, $skipped skipped"
-echo "$passed passed, $failed failed, $skipped skipped"
-[[ $status_a -eq 0 && $status_b -eq 0 ]]
+echo "all lanes: $(total 1) passed, $(total 2) failed, $(total 3) skipped"
+echo "$(total 1) passed, $(total 2) failed, $(total 3) skipped"
+[[ $status_a -eq 0 && $status_b -eq 0 && $status_c -eq 0 ]]

@@ -23,7 +23,11 @@ function borrowingCache(taken: string[]): { dir: string; names: SandboxState } {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sgw-cache-"));
         for (const shared of ["rootfs", "wheels", "fixtures"]) fs.symlinkSync(path.join(firstCache, shared), path.join(dir, shared));
         const names = sandboxNames(dir);
-        if (!taken.includes(names.subnet)) return { dir, names };
+        // Other lanes of `npm test` hold sandboxes too: their claims say which subnets are in use.
+        const claimed = fs.existsSync("/run/sglang-gateway-sandbox")
+            ? fs.readdirSync("/run/sglang-gateway-sandbox").map((id) => /subnet=(\S+)/.exec(fs.readFileSync(`/run/sglang-gateway-sandbox/${id}`, "utf8"))?.[1])
+            : [];
+        if (!taken.includes(names.subnet) && !claimed.some((c) => c !== undefined && names.subnet.startsWith(`${c}.`))) return { dir, names };
         fs.rmSync(dir, { recursive: true, force: true }); // 1 in 254: two caches derive the same subnet
     }
     throw new Error("no cache directory with a free subnet in 20 tries");
