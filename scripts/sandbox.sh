@@ -723,8 +723,22 @@ on_up_exit() {
   exit "$rc"
 }
 
+# Every container's systemd, journald and logind take inotify instances, all counted against root:
+# Debian's default of 128 runs out at about three sandboxes side by side (npm test runs three, and the
+# isolation test two more), and a container that cannot get one fails to boot.
+raise_inotify_limit() {
+  local now
+  now=$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo 0)
+  if ((now > 0 && now < 1024)); then
+    if echo 1024 >/proc/sys/fs/inotify/max_user_instances 2>/dev/null; then
+      log "raised fs.inotify.max_user_instances from $now to 1024 (each booted container takes several)"
+    fi
+  fi
+}
+
 do_up() {
   local start=$SECONDS h bin
+  raise_inotify_limit
   if all_up; then
     log "already up"
     if [[ -n ${SGLANG_GATEWAY_SANDBOX_SUBNET:-} && ${SGLANG_GATEWAY_SANDBOX_SUBNET%.0/24} != "$SUBNET" ]]; then
