@@ -41,6 +41,7 @@ describe("the real Pulumi engine runs the stack program", function () {
             "chat-replica-1-tunnel",
             "chat-replica-1-worker",
             "chat-router",
+            "chat-router-reconcile",
             "chat-server",
             "gw",
             "gw-setup",
