@@ -162,12 +162,13 @@ export async function withAdminSession<T>(target: AdminTarget, work: (session: A
  * A call that got no answer from the router, explained: which service's router on which gateway (from
  * the error), what to check there, and what the failed step left behind. Other errors pass as they are.
  * `changed`: what the work does to the router when it succeeds ("registered"); absent for a read.
+ * `instance`: which of the service's router processes (2: the second, for crash tolerance).
  */
-export function explainRouterCallError(err: unknown, service: string | undefined, what: string, changed?: string): unknown {
+export function explainRouterCallError(err: unknown, service: string | undefined, what: string, changed?: string, instance: 1 | 2 = 1): unknown {
     if (!isRouterCallError(err)) {
         return err;
     }
-    const unit = routerPaths(service ?? "<service>").unit;
+    const unit = routerPaths(service ?? "<service>", instance).unit;
     const check =
         err.routerCall === "gateway"
             ? "Check that the gateway is up and answers SSH with the stack's key."
@@ -182,10 +183,16 @@ export function explainRouterCallError(err: unknown, service: string | undefined
 }
 
 /** `withAdminSession` for a provider call: a call that got no answer fails explained (`explainRouterCallError`). */
-export async function withRouter<T>(target: AdminTarget, what: string, work: (session: AdminSession) => Promise<T>, changed?: string): Promise<T> {
+export async function withRouter<T>(
+    target: AdminTarget,
+    what: string,
+    work: (session: AdminSession) => Promise<T>,
+    changed?: string,
+    instance: 1 | 2 = 1,
+): Promise<T> {
     try {
         return await withAdminSession(target, work);
     } catch (err) {
-        throw explainRouterCallError(err, target.service, what, changed);
+        throw explainRouterCallError(err, target.service, what, changed, instance);
     }
 }

@@ -357,6 +357,19 @@ describe("RouterWorker provider: a router that cannot be reached", () => {
         assert.strictEqual(workerFileRemovals().length, 1);
     });
 
+    it("a service's second router stopped: the error names its unit and says the first one has the worker", async () => {
+        sshd = new FakeSshd();
+        api = new AdminApi({ smg: true });
+        const routerPort = Number(new URL(await api.start()).port);
+        const second = await freePort();
+        await assert.rejects(provider.create({ ...onGateway(await sshd.start(), routerPort), extraRouterPorts: [second] }), (err: Error) => {
+            assert.match(err.message, new RegExp(`nothing accepts connections on its port 127\\.0\\.0\\.1:${second} there`));
+            assert.match(err.message, /`systemctl status sglang-gateway-router2-chat\.service`/);
+            assert.match(err.message, /Nothing was registered with this router \(the first one has it; a rerun adopts that\)/);
+            return true;
+        });
+    });
+
     it("refresh with the router stopped fails instead of reporting the worker gone", async () => {
         sshd = new FakeSshd();
         const routerPort = await freePort();

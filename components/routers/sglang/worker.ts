@@ -125,26 +125,24 @@ function accepted(err: unknown): unknown {
 }
 
 /**
- * Removes the worker; `pendingId` also reaches a registration the router does not list yet. Its file
- * goes only once the router has let go of it: a router that cannot be reached keeps both, so a
- * restart of the router and the state still agree that the worker is there.
+ * Removes the worker; `pendingId` also reaches a registration the router does not list yet. The router
+ * answers first: one that cannot be reached changes nothing, its file included, so the router's next
+ * start (and the reconcile) and the state still agree that the worker is there. Then the file goes
+ * (under the reconcile's lock, so the reconcile never adds back a worker on its way out), then the
+ * registration.
  */
 async function removeWorker(session: AdminSession, inputs: SglangWorkerInputs, pendingId?: string): Promise<void> {
-    // The router answers first; then the file goes (under the reconcile's lock, so the reconcile never adds
-    // back a worker on its way out), then the registration.
     const listed = await listWorkers(session);
     await session.exec(removeWorkerFileCommand(inputs));
     const id = findByUrl(listed, inputs.workerUrl)?.id ?? pendingId;
-    if (id) {
+    try {
+        if (!id) {
+            return;
+        }
         const answer = await session.request("DELETE", `/workers/${encodeURIComponent(id)}`);
         // 404: already gone (0.3.x for an unknown id; a second delete); smg answers a second delete with 202.
         if (answer.status >= 300 && answer.status !== 404) {
             throw new Error(`router DELETE /workers/${id} (${inputs.workerUrl}) answered ${answer.status}: ${answer.text.slice(0, 300)}`);
-        }
-    }
-    try {
-        if (!id) {
-            return;
         }
         // The removal is asynchronous; wait briefly so the next step (the bridge going away) sees no new traffic.
         // A draining worker takes none; the bridge's own drain then waits for its requests in flight.
@@ -153,6 +151,7 @@ async function removeWorker(session: AdminSession, inputs: SglangWorkerInputs, p
             await sleep(250);
         }
     } catch (err) {
+        // Its file is gone by now: a router that drops out here may have let the worker go, or may still have it.
         throw accepted(err);
     }
 }
@@ -282,8 +281,14 @@ export const sglangWorkerProvider: pulumi.dynamic.ResourceProvider = {
         }
         const routerWorkerId = await withRouter(inputs, `register worker ${inputs.workerUrl}`, (s) => registerWorker(s, inputs), "registered");
         for (const routerPort of inputs.extraRouterPorts ?? []) {
-            const second = { ...inputs, routerPort };
-            await withRouter(second, `register worker ${inputs.workerUrl}`, (s) => registerWorker(s, second), "registered");
+            const other = { ...inputs, routerPort };
+            await withRouter(
+                other,
+                `register worker ${inputs.workerUrl}`,
+                (s) => registerWorker(s, other),
+                "registered with this router (the first one has it; a rerun adopts that)",
+                2,
+            );
         }
         return { id: inputs.workerUrl, outs: { ...inputs, routerWorkerId } };
     },
@@ -291,7 +296,8 @@ export const sglangWorkerProvider: pulumi.dynamic.ResourceProvider = {
     async delete(_id: string, props: SglangWorkerOutputs) {
         for (const routerPort of [props.routerPort, ...(props.extraRouterPorts ?? [])]) {
             const one = { ...props, routerPort };
-            await withRouter(one, `remove worker ${props.workerUrl}`, (s) => removeWorker(s, one), "removed");
+            const changed = routerPort === props.routerPort ? "removed" : "removed from this router (the first one has let it go)";
+            await withRouter(one, `remove worker ${props.workerUrl}`, (s) => removeWorker(s, one), changed, routerPort === props.routerPort ? 1 : 2);
         }
     },
 
@@ -327,11 +333,11 @@ export const sglangWorkerProvider: pulumi.dynamic.ResourceProvider = {
         const after = news.extraRouterPorts ?? [];
         for (const routerPort of after.filter((p) => !before.includes(p))) {
             const added = { ...news, routerPort };
-            await withRouter(added, `register worker ${news.workerUrl}`, (s) => registerWorker(s, added), "registered");
+            await withRouter(added, `register worker ${news.workerUrl}`, (s) => registerWorker(s, added), "registered", 2);
         }
         for (const routerPort of before.filter((p) => !after.includes(p))) {
             const gone = { ...olds, routerPort };
-            await withRouter(gone, `remove worker ${olds.workerUrl}`, (s) => removeWorker(s, gone), "removed").catch(() => undefined);
+            await withRouter(gone, `remove worker ${olds.workerUrl}`, (s) => removeWorker(s, gone), "removed", 2).catch(() => undefined);
         }
         return { outs: { ...news, routerWorkerId } };
     },
