@@ -125,7 +125,9 @@ describe("e2e the packed package in a user's own program: deployed with 0.2.0, u
         const changed = (await project.previewSteps()).filter((s) => s.op !== "same").map((s) => `${s.op} ${s.urn.split("::").pop()}`);
         assert.deepStrictEqual(changed.sort(), [
             "create chat-router-reconcile",
+            "update chat-replica-0-bridge",
             "update chat-replica-0-process",
+            "update chat-replica-1-bridge",
             "update chat-replica-1-process",
             "update chat-router",
             "update e2e-pkg-setup",

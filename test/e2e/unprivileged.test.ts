@@ -157,7 +157,10 @@ describe("e2e unprivileged processes on sandbox hosts: routers and model servers
         project.setConfig(config(2));
         const steps = (await project.previewSteps()).filter((s) => s.op !== "same").map((s) => `${s.op} ${s.urn.split("::").pop()}`);
         assert.deepStrictEqual(steps.sort(), [
+            // Their removal script only (each removal drains on its own list of nginx workers): nothing runs on the hosts.
+            "update chat-replica-0-bridge",
             "update chat-replica-0-process",
+            "update chat-replica-1-bridge",
             "update chat-replica-1-process",
             "update chat-router",
             `update ${gateway}-setup`,
@@ -170,7 +173,7 @@ describe("e2e unprivileged processes on sandbox hosts: routers and model servers
         const started = Date.now();
         const { result, answers } = await underLoad(() => project.up());
         const seconds = (Date.now() - started) / 1000;
-        assert.match(result.stdout, /^\s*~ 4 updated$/m, "the setup, the router and two model servers");
+        assert.match(result.stdout, /^\s*~ 6 updated$/m, "the setup, the router, two model servers and (their removal script) two bridges");
         assert.doesNotMatch(result.stdout, /replaced|created|deleted/, "nothing replaced, created or deleted");
         const starts = async (host: SandboxHost, unit: string) =>
             Number((await onHost(host, `journalctl -u ${unit} --since '${since}' -o cat --no-pager | grep -c '^Started ' || true`)).trim());
