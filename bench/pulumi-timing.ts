@@ -75,6 +75,8 @@ export interface PulumiTiming {
     changeSeconds: number;
     /** Each change, named: `create chat-replica-1-process` and its seconds, in the order they began. */
     changes: { step: string; seconds: number }[];
+    /** From the program's first resource after the stack to its last: registering them all (and, in up, the changes they wait for). */
+    registrationSeconds: number;
     resourcesRegistered: number;
 }
 
@@ -94,6 +96,7 @@ export function timingOf(wallSeconds: number, spans: Span[], eventLog: string): 
         checkDiffSeconds: sum(cli("Check")) + sum(cli("Diff")),
         changeSeconds: sum(changeSpans),
         changes: changeSpans.map((s, i) => ({ step: ops[i] ? `${ops[i].op} ${ops[i].name}` : `change ${i}`, seconds: s.end - s.start })),
+        registrationSeconds: registrations[1] ? Math.max(...registrations.map((s) => s.end)) - registrations[1].start : NaN,
         resourcesRegistered: registrations.length,
     };
 }

@@ -55,8 +55,9 @@ export function findings(r: BenchResults): string[] {
     const streamFigure = (variant: string, pace: number, f: (s: StreamRun) => number) =>
         median(r.streams.filter((s) => s.variant === variant && s.tokensPerSecond === pace && s.concurrency === c1).map(f));
     for (const pace of r.mode.streamPaces) {
-        const hopsSaid = streamHops.map((h) => `${h} ${fmt(streamFigure(h, pace, (s) => s.firstChunkMs.p90))} ms`).join(", ");
-        const bunched = streamHops.map((h) => `${h} ${pct(streamFigure(h, pace, (s) => s.bunched))}`).join(", ");
+        const name = (h: string) => (h === "tunnelNoDelay" ? "pty tunnel" : h);
+        const hopsSaid = streamHops.map((h) => `${name(h)} ${fmt(streamFigure(h, pace, (s) => s.firstChunkMs.p90))} ms`).join(", ");
+        const bunched = streamHops.map((h) => `${name(h)} ${pct(streamFigure(h, pace, (s) => s.bunched))}`).join(", ");
         out.push(
             `Streams at ${pace} tokens/s (a chunk every ${fmt(1000 / pace, 0)} ms), concurrency ${c1}: gaps at p50 ${fmt(streamFigure("direct", pace, (s) => s.gapMs.p50))} ms direct, ` +
                 `${fmt(streamFigure("gateway", pace, (s) => s.gapMs.p50))} ms through the gateway; bunched gaps ${bunched}; first chunk at p90 ${hopsSaid}.`,
@@ -65,7 +66,7 @@ export function findings(r: BenchResults): string[] {
     const prior = (c: number) => medianAgainst(r.priorArt, "priorArt", "ours", c, (a, b) => ratio(a.summary.requestsPerSecond, b.summary.requestsPerSecond));
     const priorCpu = (v: string, c: number) => median(r.priorArt.filter((x) => x.variant === v && x.concurrency === c).map((x) => x.cpuUs.ssh + x.cpuUs.sshd));
     out.push(
-        `Prior art's bridge: ${r.mode.concurrencies.map((c) => `${pct(prior(c))} of this project's throughput at concurrency ${c}`).join(", ")}; ` +
+        `Prior art's bridge: ${r.mode.concurrencies.map((c) => pct(prior(c))).join(", ")} of this project's throughput at concurrency ${r.mode.concurrencies.join(", ")}; ` +
             `ssh + sshd spend ${fmt(priorCpu("priorArt", cMax), 0)} µs per request without keepalive against ${fmt(priorCpu("ours", cMax), 0)} µs with it (concurrency ${cMax}).`,
     );
     const previews = r.scaling.runs.filter((x) => x.kind === "preview");
@@ -75,15 +76,27 @@ export function findings(r: BenchResults): string[] {
         return steps.map((from) => ({ from, value: median(r.scaling.runs.filter((x) => x.kind === kind && x.from === from).map((x) => f(x.timing))) }));
     };
     const previewWall = byStep("preview", (t) => t.wallSeconds);
+    const previewLoad = byStep("preview", (t) => t.programLoadSeconds);
+    const previewRegister = byStep("preview", (t) => t.registrationSeconds);
+    const transpileOnly = byStep("preview, transpile-only", (t) => t.wallSeconds);
     const upWall = byStep("up", (t) => t.wallSeconds);
     const upLoad = byStep("up", (t) => t.programLoadSeconds);
-    if (previewWall.length > 0 && upWall.length > 0) {
-        const first = previewWall[0];
-        const last = previewWall[previewWall.length - 1];
+    const upChanges = byStep("up", (t) => t.changeSeconds);
+    const span = (list: { from: number; value: number }[], digits = 1) =>
+        list.length
+            ? `${fmt(list[0].value, digits)} s (N=${list[0].from}) → ${fmt(list[list.length - 1].value, digits)} s (N=${list[list.length - 1].from})`
+            : "–";
+    const previewLogins = [...new Set(previews.map((x) => (x.sshLogins ? x.sshLogins.gw + x.sshLogins.r1 + x.sshLogins.r2 : NaN)))];
+    const upLogins = [
+        ...new Set(r.scaling.runs.filter((x) => x.kind === "up").map((x) => (x.sshLogins ? `${x.sshLogins.gw}/${x.sshLogins.r1 + x.sshLogins.r2}` : "?"))),
+    ];
+    if (previewWall.length > 0) {
         out.push(
-            `Scaling: every N→N+1 preview plans ${changed.join(" or ")} changed resources (constant in N). Preview wall time goes from ${fmt(first.value, 1)} s at N=${first.from} ` +
-                `to ${fmt(last.value, 1)} s at N=${last.from}; up from ${fmt(upWall[0].value, 1)} s to ${fmt(upWall[upWall.length - 1].value, 1)} s, ` +
-                `of which loading the program is ${fmt(upLoad[0].value, 1)} s and ${fmt(upLoad[upLoad.length - 1].value, 1)} s.`,
+            `Scaling: every N→N+1 preview plans ${changed.join(" or ")} changed resources, whatever N; previews log in over SSH ${previewLogins.join(" or ")} times, ` +
+                `and up N→N+1 ${upLogins.join(" or ")} times (gateway/replica hosts): the remote work does not grow with N.`,
+            `Preview wall time ${span(previewWall)}: loading the program (node, ts-node type-checking it) ${span(previewLoad)}, registering every resource ` +
+                `(the program's closures, the engine's check and diff) ${span(previewRegister)}; with the type-check off (PULUMI_NODEJS_TRANSPILE_ONLY) the whole preview takes ${span(transpileOnly)}.`,
+            `Up N→N+1 ${span(upWall)}: program load ${span(upLoad)}, the new replica's four remote steps ${span(upChanges)}.`,
         );
     }
     if (r.scaling.stoppedAt) {
@@ -161,10 +174,11 @@ export function renderReport(r: BenchResults): string {
         "",
         "## Scaling cost",
         "",
-        `Fake workers over r1 and r2 (replica i on host i mod 2, port 8000 + i div 2). For each N: ${r.mode.scalingRepetitions} previews of N→N+1 (\`pulumi preview --json\`), ` +
-            `one preview with \`PULUMI_NODEJS_TRANSPILE_ONLY=true\`, and ${r.mode.scalingRepetitions} rounds of \`pulumi up\` N→N+1 and back; a service has at most 64 replicas, so N=64 is measured as 63→64. ` +
-            "The breakdown of up comes from the engine's trace (`--otel-traces`): program load is node start to the program's first resource after the stack; " +
-            "check+diff and changes are sums of the provider calls.",
+        `Fake workers over r1 and r2 (replica i on host i mod 2, port 8000 + i div 2). For each N: N→N+1 previewed ${r.mode.scalingRepetitions}× (\`pulumi preview --json\`), ` +
+            `once more with \`PULUMI_NODEJS_TRANSPILE_ONLY=true\`, and \`pulumi up\` N→N+1 and back ${r.mode.scalingRepetitions}×; a service has at most 64 replicas, so N=64 is measured as 63→64. ` +
+            "The breakdowns come from the engine's trace (`--otel-traces`): program load is from node's start to the program's first resource after the stack; " +
+            "registering all is from there to its last resource; changes sum the provider's create and delete calls, and the rest of up is the engine, its state " +
+            "and the waits between steps. SSH logins are counted in each host's sshd journal.",
         "",
         renderTable(scalingTable(r.scaling)),
         "",
@@ -175,7 +189,7 @@ export function renderReport(r: BenchResults): string {
         ...(r.scaling.stoppedAt ? [`Not measured to the end: ${r.scaling.stoppedAt}`, ""] : []),
         "## Time to serve",
         "",
-        `From fresh sandbox hosts (down and up again, ${r.timeToServe.length} times) to the first successful request through the public listener; one replica.`,
+        `From fresh sandbox hosts (down and up again; ${r.timeToServe.length}×) to the first successful request through the public listener; one replica.`,
         "",
         renderTable(serveTable(r.timeToServe)),
         "",

@@ -82,8 +82,11 @@ export async function measureScaling(
             }
             project.setConfig(benchStack(to));
             for (let repetition = 0; repetition < mode.scalingRepetitions; repetition++) {
+                const before = await sshLogins(sessions);
                 const { stdout, timing } = await timedPulumi(project, ["preview", "--json"]);
-                runs.push({ kind: "preview", from, to, repetition, timing, planned: plannedChanges(stdout) });
+                const after = await sshLogins(sessions);
+                const logins = { gw: after.gw - before.gw, r1: after.r1 - before.r1, r2: after.r2 - before.r2 };
+                runs.push({ kind: "preview", from, to, repetition, timing, planned: plannedChanges(stdout), sshLogins: logins });
                 console.error(`bench: preview ${from}→${to}: ${fmt(timing.wallSeconds, 1)} s, planned ${JSON.stringify(plannedChanges(stdout))}`);
             }
             const { timing } = await timedPulumi(project, ["preview", "--json"], { PULUMI_NODEJS_TRANSPILE_ONLY: "true" });
@@ -110,22 +113,27 @@ export function scalingTable(result: ScalingResult): Table {
         const m = (kind: ScalingKind, f: (t: PulumiTiming) => number, digits = 1) => fmt(median(of(kind).map((r) => f(r.timing))), digits);
         const planned = of("preview")[0]?.planned ?? {};
         const changed = Object.values(planned).reduce((a, b) => a + b, 0);
-        const ups = of("up");
-        const logins = ups[0]?.sshLogins;
+        const logins = (kind: ScalingKind) => {
+            const l = of(kind)[0]?.sshLogins;
+            return l ? `${l.gw}/${l.r1 + l.r2}` : "–";
+        };
         return [
             step,
             `${changed} (${Object.entries(planned)
                 .map(([k, v]) => `${v} ${k}`)
                 .join(", ")})`,
+            m("preview", (t) => t.resourcesRegistered, 0),
             m("preview", (t) => t.wallSeconds),
+            m("preview", (t) => t.programLoadSeconds),
+            m("preview", (t) => t.registrationSeconds),
             m("preview, transpile-only", (t) => t.wallSeconds),
+            logins("preview"),
             m("up", (t) => t.wallSeconds),
             m("up", (t) => t.programLoadSeconds),
             m("up", (t) => t.providerStartSeconds),
-            m("up", (t) => t.checkDiffSeconds, 2),
             m("up", (t) => t.changeSeconds),
-            m("up", (t) => t.resourcesRegistered, 0),
-            logins ? `${logins.gw}/${logins.r1 + logins.r2}` : "–",
+            m("up", (t) => t.wallSeconds - t.programLoadSeconds - t.providerStartSeconds - t.changeSeconds),
+            logins("up"),
             m("down", (t) => t.wallSeconds),
         ];
     });
@@ -133,19 +141,22 @@ export function scalingTable(result: ScalingResult): Table {
         headers: [
             "N→N+1",
             "changed in preview",
+            "resources",
             "preview s",
-            "preview s (transpile-only)",
+            "preview: program load s",
+            "preview: registering all s",
+            "preview s, transpile-only",
+            "preview SSH logins gw/replicas",
             "up s",
             "up: program load s",
             "up: provider start s",
-            "up: check+diff s (sum)",
-            "up: changes s (sum)",
-            "resources registered",
-            "SSH logins gw/replicas",
+            "up: changes s",
+            "up: rest s",
+            "up SSH logins gw/replicas",
             "down N+1→N s",
         ],
         rows,
-        align: ["left", "left", "right", "right", "right", "right", "right", "right", "right", "right", "right", "right"],
+        align: ["left", "left", ...Array<"right">(13).fill("right")],
     };
 }
 
