@@ -82,6 +82,7 @@ export function findings(r: BenchResults): string[] {
     const upWall = byStep("up", (t) => t.wallSeconds);
     const upLoad = byStep("up", (t) => t.programLoadSeconds);
     const upChanges = byStep("up", (t) => t.changeSeconds);
+    const upRest = byStep("up", (t) => t.wallSeconds - t.programLoadSeconds - t.providerStartSeconds - t.changeSeconds);
     const span = (list: { from: number; value: number }[], digits = 1) =>
         list.length
             ? `${fmt(list[0].value, digits)} s (N=${list[0].from}) → ${fmt(list[list.length - 1].value, digits)} s (N=${list[list.length - 1].from})`
@@ -96,7 +97,8 @@ export function findings(r: BenchResults): string[] {
                 `and up N→N+1 ${upLogins.join(" or ")} times (gateway/replica hosts): the remote work does not grow with N.`,
             `Preview wall time ${span(previewWall)}: loading the program (node, ts-node type-checking it) ${span(previewLoad)}, registering every resource ` +
                 `(the program's closures, the engine's check and diff) ${span(previewRegister)}; with the type-check off (PULUMI_NODEJS_TRANSPILE_ONLY) the whole preview takes ${span(transpileOnly)}.`,
-            `Up N→N+1 ${span(upWall)}: program load ${span(upLoad)}, the new replica's four remote steps ${span(upChanges)}.`,
+            `Up N→N+1 ${span(upWall)}: program load ${span(upLoad)}, the new replica's four remote steps ${span(upChanges)}, ` +
+                `the rest (the program registering every resource, the engine's check, diff and state) ${span(upRest)}.`,
         );
     }
     if (r.scaling.stoppedAt) {
@@ -175,10 +177,10 @@ export function renderReport(r: BenchResults): string {
         "## Scaling cost",
         "",
         `Fake workers over r1 and r2 (replica i on host i mod 2, port 8000 + i div 2). For each N: N→N+1 previewed ${r.mode.scalingRepetitions}× (\`pulumi preview --json\`), ` +
-            `once more with \`PULUMI_NODEJS_TRANSPILE_ONLY=true\`, and \`pulumi up\` N→N+1 and back ${r.mode.scalingRepetitions}×; a service has at most 64 replicas, so N=64 is measured as 63→64. ` +
+            `as often with \`PULUMI_NODEJS_TRANSPILE_ONLY=true\`, and \`pulumi up\` N→N+1 and back ${r.mode.scalingRepetitions}×; a service has at most 64 replicas, so N=64 is measured as 63→64. ` +
             "The breakdowns come from the engine's trace (`--otel-traces`): program load is from node's start to the program's first resource after the stack; " +
             "registering all is from there to its last resource; changes sum the provider's create and delete calls, and the rest of up is the engine, its state " +
-            "and the waits between steps. SSH logins are counted in each host's sshd journal.",
+            "and the waits between steps; state MB is the stack's state file after up. SSH logins are counted in each host's sshd journal.",
         "",
         renderTable(scalingTable(r.scaling)),
         "",

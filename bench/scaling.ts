@@ -1,5 +1,7 @@
 // Scaling cost: N→N+1 replicas for several N (fake workers spread over r1 and r2). What `pulumi preview`
 // plans (must not grow with N), and the wall time of preview and up, broken down by the engine's trace.
+import * as fs from "fs";
+import * as path from "path";
 import { maxReplicas } from "../components/naming";
 import type { PulumiProject } from "../test/helpers/pulumi-cli";
 import type { SandboxHost } from "../test/helpers/sandbox";
@@ -22,6 +24,8 @@ export interface ScalingRun {
     planned?: Record<string, number>;
     /** SSH logins the run made on each host (sshd's journal). */
     sshLogins?: Record<SandboxHost, number>;
+    /** Up: the size of the stack's state file afterwards (the engine rewrites it as steps complete). */
+    stateBytes?: number;
 }
 
 export interface ScalingResult {
@@ -49,6 +53,24 @@ export function plannedChanges(previewJson: string): Record<string, number> {
     return planned;
 }
 
+/** The stack's checkpoint in the project's local backend. */
+function stateBytes(project: PulumiProject): number {
+    const find = (dir: string): string | undefined => {
+        for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+            const full = path.join(dir, entry.name);
+            if (entry.isDirectory()) {
+                const found = find(full);
+                if (found) return found;
+            } else if (entry.name === `${project.stack}.json` && full.includes(`${path.sep}stacks${path.sep}`)) {
+                return full;
+            }
+        }
+        return undefined;
+    };
+    const file = find(project.stateDir);
+    return file ? fs.statSync(file).size : NaN;
+}
+
 async function sshLogins(sessions: Record<SandboxHost, HostSession>): Promise<Record<SandboxHost, number>> {
     const count = async (s: HostSession) => Number((await s.run("journalctl -u ssh -o cat --no-pager | grep -c '^Accepted publickey' || true")).trim());
     const [gw, r1, r2] = await Promise.all([count(sessions.gw), count(sessions.r1), count(sessions.r2)]);
@@ -71,7 +93,7 @@ export async function measureScaling(
         const after = await sshLogins(sessions);
         current = to;
         const logins = { gw: after.gw - before.gw, r1: after.r1 - before.r1, r2: after.r2 - before.r2 };
-        runs.push({ kind, from, to, repetition, timing, sshLogins: logins });
+        runs.push({ kind, from, to, repetition, timing, sshLogins: logins, stateBytes: stateBytes(project) });
         console.error(`bench: ${kind} ${from}→${to}: ${fmt(timing.wallSeconds, 1)} s (program load ${fmt(timing.programLoadSeconds, 1)} s)`);
     };
     try {
@@ -89,8 +111,10 @@ export async function measureScaling(
                 runs.push({ kind: "preview", from, to, repetition, timing, planned: plannedChanges(stdout), sshLogins: logins });
                 console.error(`bench: preview ${from}→${to}: ${fmt(timing.wallSeconds, 1)} s, planned ${JSON.stringify(plannedChanges(stdout))}`);
             }
-            const { timing } = await timedPulumi(project, ["preview", "--json"], { PULUMI_NODEJS_TRANSPILE_ONLY: "true" });
-            runs.push({ kind: "preview, transpile-only", from, to, repetition: 0, timing });
+            for (let repetition = 0; repetition < mode.scalingRepetitions; repetition++) {
+                const { timing } = await timedPulumi(project, ["preview", "--json"], { PULUMI_NODEJS_TRANSPILE_ONLY: "true" });
+                runs.push({ kind: "preview, transpile-only", from, to, repetition, timing });
+            }
             for (let repetition = 0; repetition < mode.scalingRepetitions; repetition++) {
                 await up("up", to, repetition);
                 await up("down", from, repetition);
@@ -133,6 +157,7 @@ export function scalingTable(result: ScalingResult): Table {
             m("up", (t) => t.providerStartSeconds),
             m("up", (t) => t.changeSeconds),
             m("up", (t) => t.wallSeconds - t.programLoadSeconds - t.providerStartSeconds - t.changeSeconds),
+            fmt(median(of("up").map((r) => (r.stateBytes ?? NaN) / 1e6)), 1),
             logins("up"),
             m("down", (t) => t.wallSeconds),
         ];
@@ -152,11 +177,12 @@ export function scalingTable(result: ScalingResult): Table {
             "up: provider start s",
             "up: changes s",
             "up: rest s",
+            "state MB",
             "up SSH logins gw/replicas",
             "down N+1→N s",
         ],
         rows,
-        align: ["left", "left", ...Array<"right">(13).fill("right")],
+        align: ["left", "left", ...Array<"right">(14).fill("right")],
     };
 }
 
