@@ -7,7 +7,7 @@ import { portSlot, replicaPaths, routerReconcilePaths, workerUrl } from "../../c
 import type { PulumiProject } from "../helpers/pulumi-cli";
 import { onFreshSandbox, onHost, rebootHost } from "../helpers/sandbox";
 import { sandboxStack } from "../helpers/sandbox-stacks";
-import { answeringWorkers, chat, underLoad, type Answer } from "../helpers/gateway-client";
+import { answeringWorkers, chat, streamComplete, underLoad, type Answer } from "../helpers/gateway-client";
 import { leftOnGateway, routerUnit, workers } from "../helpers/gateway-router";
 
 const replica1 = { url: workerUrl(portSlot("chat"), 1), unit: replicaPaths("chat", 1).processUnit, name: "sgw-r2-replica-1" };
@@ -39,10 +39,10 @@ async function replica1Listed(): Promise<"healthy" | "unhealthy" | "absent"> {
 
 /**
  * A loop request that succeeded: a 200, and a streamed one (every second request of `underLoad`) complete
- * to `data: [DONE]` (a stream cut by a dying replica may still end cleanly for the client, with a 200).
+ * (a stream cut by a dying replica may still end for the client under 200: smg sends a stream_error, then [DONE]).
  */
 function succeeded(answer: Answer, index: number): boolean {
-    return answer.status === 200 && (index % 2 === 0 || answer.body.trimEnd().endsWith("data: [DONE]"));
+    return answer.status === 200 && (index % 2 === 0 || streamComplete(answer));
 }
 
 /** Whether replica 1 answered a loop request completely since answer `from`. */
@@ -61,11 +61,13 @@ function failures(answers: readonly Answer[], events: { at: number; what: string
 }
 
 /**
- * After a kill -9 of replica 1: no failed request, except at most the one in flight at the kill (the loop
- * is sequential) if its response had already begun on replica 1: no proxy can retry a response whose first
- * bytes went out. Anything else (a 502, a 503, a request the router did not retry) fails the test.
+ * No failed request, except at most the one in flight (the loop is sequential) if its response had already
+ * begun on replica 1 when replica 1 went away: no proxy can retry a response whose first bytes went out.
+ * That happens at a kill -9 of the model server, and at a clean shutdown of its host too: the host's sshd
+ * ends the tunnel's session at once, before the model server's own graceful stop (which would finish it).
+ * Anything else (a 502, a 503, a request the router did not retry) fails the test.
  */
-function assertNothingLostButTheKilledResponse(answers: readonly Answer[], text: string): void {
+function assertNothingLostButOneUnderWayOnReplica1(answers: readonly Answer[], text: string): void {
     const failed = answers.flatMap((a, i) => (succeeded(a, i) ? [] : [{ i, a }]));
     const begunOnReplica1 = failed.filter(({ a }) => a.worker === replica1.name);
     assert.deepStrictEqual(
@@ -73,7 +75,7 @@ function assertNothingLostButTheKilledResponse(answers: readonly Answer[], text:
         [],
         text,
     );
-    assert.ok(begunOnReplica1.length <= 1, `more than the one response in flight at the kill was cut: ${text}`);
+    assert.ok(begunOnReplica1.length <= 1, `more than the one response under way when replica 1 went away was cut: ${text}`);
 }
 
 function report(title: string, answers: readonly Answer[], failed: string[], figures: string): string {
@@ -118,7 +120,7 @@ describe("e2e: reboots and replica death on sandbox hosts (smg, replica 0 on r1,
         await project.run(["preview", "--expect-no-changes"]);
     });
 
-    it(`replica host reboot (r2, off for ${r2SecondsOff} s) under load: replica 1 comes back and rejoins by itself; replica 0 serves throughout`, async () => {
+    it(`replica host reboot (r2, off for ${r2SecondsOff} s) under load: replica 1 comes back and rejoins by itself; replica 0 serves throughout; no request fails but a response already under way on replica 1`, async () => {
         const events: { at: number; what: string }[] = [];
         const { result, answers } = await underLoad(async (soFar) => {
             const started = Date.now();
@@ -143,7 +145,7 @@ describe("e2e: reboots and replica death on sandbox hosts (smg, replica 0 on r1,
         );
         const tunnel = replicaPaths("chat", 1).tunnelUnit;
         console.log(`      the tunnel to replica 1 restarted ${(await onHost("gw", `systemctl show -p NRestarts --value ${tunnel}`)).trim()} times`);
-        assert.deepStrictEqual(failed, [], text);
+        assertNothingLostButOneUnderWayOnReplica1(answers, text);
     });
 
     it("replica death: its model server killed under load (systemd restarts it); no request fails but a response already under way on it", async () => {
@@ -159,7 +161,7 @@ describe("e2e: reboots and replica death on sandbox hosts (smg, replica 0 on r1,
         });
         const failed = failures(answers, events);
         const text = report("replica crash under load", answers, failed, `replica 1 serves again after ${result.servedSeconds.toFixed(1)} s`);
-        assertNothingLostButTheKilledResponse(answers, text);
+        assertNothingLostButOneUnderWayOnReplica1(answers, text);
     });
 
     it("replica death: killed and kept down under load, then started again; the router marks it unhealthy, then it rejoins; no request fails but a response already under way on it", async () => {
@@ -190,7 +192,7 @@ describe("e2e: reboots and replica death on sandbox hosts (smg, replica 0 on r1,
             failed,
             `listed unhealthy ${result.unhealthySeconds.toFixed(1)} s after the kill, healthy again ${result.rejoinSeconds.toFixed(1)} s after its start`,
         );
-        assertNothingLostButTheKilledResponse(answers, text);
+        assertNothingLostButOneUnderWayOnReplica1(answers, text);
     });
 
     it("a router restarted while a replica is down gives up on it past its startup timeout; the replica rejoins by itself once healthy", async () => {
