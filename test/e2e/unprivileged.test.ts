@@ -157,6 +157,8 @@ describe("e2e unprivileged processes on sandbox hosts: routers and model servers
         project.setConfig(config(2));
         const steps = (await project.previewSteps()).filter((s) => s.op !== "same").map((s) => `${s.op} ${s.urn.split("::").pop()}`);
         assert.deepStrictEqual(steps.sort(), [
+            // The reconcile beside the router is new since 0.2.0.
+            "create chat-router-reconcile",
             // Their removal script only (each removal drains on its own list of nginx workers): nothing runs on the hosts.
             "update chat-replica-0-bridge",
             "update chat-replica-0-process",
@@ -174,7 +176,8 @@ describe("e2e unprivileged processes on sandbox hosts: routers and model servers
         const { result, answers } = await underLoad(() => project.up());
         const seconds = (Date.now() - started) / 1000;
         assert.match(result.stdout, /^\s*~ 6 updated$/m, "the setup, the router, two model servers and (their removal script) two bridges");
-        assert.doesNotMatch(result.stdout, /replaced|created|deleted/, "nothing replaced, created or deleted");
+        assert.match(result.stdout, /^\s*\+ 1 created$/m, "the reconcile beside the router");
+        assert.doesNotMatch(result.stdout, /replaced|deleted/, "nothing replaced or deleted");
         const starts = async (host: SandboxHost, unit: string) =>
             Number((await onHost(host, `journalctl -u ${unit} --since '${since}' -o cat --no-pager | grep -c '^Started ' || true`)).trim());
         assert.strictEqual(await starts("gw", routerUnit), 1, "the router restarted once");

@@ -8,11 +8,11 @@ import * as path from "path";
 const repo = path.resolve(__dirname, "..", "..");
 
 /**
- * The last commit whose routers and model servers run as root, without systemd sandboxing: main's tip when
- * they stopped (so an upgrade from it changes nothing else; from c2280b8, the host-key pinning that landed
- * in between also plans its own changes).
+ * The last release, 0.2.0, whose routers and model servers run as root without systemd sandboxing. (Not an
+ * unreleased commit in between: one of those passed each gateway step the setup's host-key pin, which a
+ * preview cannot know, so an upgrade from it plans changes no user's stack ever had.)
  */
-export const rootProcessesCommit = "35b821ff6fd277e3c39e664ff241b5c33a2724a4";
+export const rootProcessesCommit = "7e39a71a146b5e70b1f15f0d19f343d243a0dc17";
 
 /** `git archive` of `commit` in a temp directory, with this checkout's node_modules; `remove` deletes it. */
 export function exportCommit(commit: string): { root: string; remove(): void } {
