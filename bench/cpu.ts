@@ -6,12 +6,14 @@ import * as fs from "fs";
 import { sandboxState, type SandboxHost } from "../test/helpers/sandbox";
 
 /** What a process is on the data path. */
-export type PathProcess = "nginx" | "router" | "ssh" | "sshd" | "worker";
-export const pathProcesses: readonly PathProcess[] = ["nginx", "router", "ssh", "sshd", "worker"];
+export type PathProcess = "nginx" | "router" | "ssh" | "sshd" | "worker" | "journald";
+/** journald: what the processes on the path log (the router logs every request) costs it too. */
+export const pathProcesses: readonly PathProcess[] = ["nginx", "router", "ssh", "sshd", "worker", "journald"];
 
 /** The data-path role of a process from its host, its unit's cgroup path and its command line; undefined for the rest. */
 export function classify(host: SandboxHost, cgroup: string, cmdline: string): PathProcess | undefined {
     const unit = cgroup.split("/").pop() ?? "";
+    if (unit === "systemd-journald.service") return "journald";
     if (host === "gw") {
         if (unit === "nginx.service") return "nginx";
         if (/^sglang-gateway-router2?-.*\.service$/.test(unit)) return "router";
@@ -73,4 +75,24 @@ export function cpuBetween(before: CpuSample, after: CpuSample): Record<PathProc
         total[now.process] += (ticks * 1e6) / ticksPerSecond;
     }
     return total;
+}
+
+/** Bytes the gateway's logs hold: the router's own log files, and nginx's (the access log of each service). */
+export interface LogBytes {
+    router: number;
+    nginx: number;
+}
+
+function bytesUnder(dir: string): number {
+    if (!fs.existsSync(dir)) return 0;
+    return fs.readdirSync(dir, { withFileTypes: true }).reduce((total, entry) => {
+        const full = `${dir}/${entry.name}`;
+        return total + (entry.isDirectory() ? bytesUnder(full) : entry.isFile() ? fs.statSync(full).size : 0);
+    }, 0);
+}
+
+/** Read on this machine: each sandbox host's filesystem is a directory of the cache (sandbox.sh). */
+export function gatewayLogBytes(): LogBytes {
+    const root = `${sandboxState().cache}/sandbox/hosts/gw/root`;
+    return { router: bytesUnder(`${root}/var/log/sglang-gateway`), nginx: bytesUnder(`${root}/var/log/nginx`) };
 }

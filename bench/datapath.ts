@@ -1,6 +1,6 @@
 // Data path, hop by hop: small non-streamed chat completions through each added hop at each concurrency,
 // every hop once per repetition in a rotating order, with the CPU each process on the path spent.
-import { cpuBetween, pathProcesses, sampleCpu, type PathProcess } from "./cpu";
+import { cpuBetween, gatewayLogBytes, pathProcesses, sampleCpu, type LogBytes, type PathProcess } from "./cpu";
 import type { HostSession } from "./hosts";
 import type { LoadSpec } from "./loadgen";
 import type { BenchMode } from "./mode";
@@ -17,6 +17,8 @@ export interface PathRun {
     /** CPU per answered request, microseconds, of each process kind, and of the load generator. */
     cpuUs: Record<PathProcess, number>;
     loadgenCpuUs: number;
+    /** Bytes the gateway's logs grew per answered request. */
+    logBytes: LogBytes;
     errors: Record<string, number>;
 }
 
@@ -40,8 +42,10 @@ export async function measure(
         maxSeconds: mode.maxSeconds,
     };
     const before = sampleCpu();
+    const logsBefore = gatewayLogBytes();
     const result = await session.load(spec);
     const cpu = cpuBetween(before, sampleCpu());
+    const logsAfter = gatewayLogBytes();
     const perRequest = (us: number) => ratio(us, result.answered);
     const failed = Object.values(result.errors).reduce((a, b) => a + b, 0);
     if (failed > 0) {
@@ -54,6 +58,7 @@ export async function measure(
         summary: summarize(result.latenciesUs, result.seconds),
         cpuUs: Object.fromEntries(pathProcesses.map((p) => [p, perRequest(cpu[p])])) as Record<PathProcess, number>,
         loadgenCpuUs: perRequest(result.cpuUs),
+        logBytes: { router: perRequest(logsAfter.router - logsBefore.router), nginx: perRequest(logsAfter.nginx - logsBefore.nginx) },
         errors: result.errors,
     };
 }
@@ -119,7 +124,7 @@ export function latencyTable(runs: PathRun[], variants: { name: string; label: s
     };
 }
 
-/** CPU per request of each process kind on the path, microseconds (medians over repetitions). */
+/** CPU per request of each process kind on the path, microseconds, and the log bytes written (medians over repetitions). */
 export function cpuTable(runs: PathRun[], variants: { name: string; label: string }[], concurrencies: number[]): Table {
     const rows: string[][] = [];
     for (const concurrency of concurrencies) {
@@ -137,8 +142,21 @@ export function cpuTable(runs: PathRun[], variants: { name: string; label: strin
         }
     }
     return {
-        headers: ["conc.", "path", "nginx", "router", "ssh (gw)", "sshd (replica)", "worker", "path total", "load generator"],
+        headers: [
+            "conc.",
+            "path",
+            "nginx",
+            "router",
+            "ssh (gw)",
+            "sshd (replica)",
+            "worker",
+            "journald",
+            "path total",
+            "load generator",
+            "router log B",
+            "nginx log B",
+        ],
         rows,
-        align: ["right", "left", "right", "right", "right", "right", "right", "right", "right"],
+        align: ["right", "left", ...Array<"right">(10).fill("right")],
     };
 }

@@ -46,11 +46,21 @@ export function findings(r: BenchResults): string[] {
         router: cpu("gateway", "router"),
         ssh: cpu("gateway", "ssh") + cpu("gateway", "sshd"),
         worker: cpu("gateway", "worker"),
+        journald: cpu("gateway", "journald"),
     };
-    const total = gw.nginx + gw.router + gw.ssh + gw.worker;
+    const total = gw.nginx + gw.router + gw.ssh + gw.worker + gw.journald;
+    const logs = (hop: string, f: (x: PathRun) => number) => median(r.dataPath.filter((x) => x.variant === hop).map(f));
     out.push(
         `CPU per request through the whole gateway at concurrency ${cMax}: router ${fmt(gw.router, 0)} µs, nginx (both passes) ${fmt(gw.nginx, 0)} µs, ` +
-            `ssh + sshd ${fmt(gw.ssh, 0)} µs, worker ${fmt(gw.worker, 0)} µs: the router is ${pct(ratio(gw.router, total))} of the path's CPU.`,
+            `ssh + sshd ${fmt(gw.ssh, 0)} µs, worker ${fmt(gw.worker, 0)} µs, journald ${fmt(gw.journald, 0)} µs: the router is ${pct(ratio(gw.router, total))} of the path's CPU.`,
+        `Logs: the router writes ${fmt(
+            logs("router", (x) => x.logBytes.router),
+            0,
+        )} bytes per request to its log file (two INFO lines with ANSI colour codes, also sent to journald), ` +
+            `nginx ${fmt(
+                logs("gateway", (x) => x.logBytes.nginx),
+                0,
+            )} bytes per request of access log on the public listener (the bridges log nothing).`,
     );
     const streamFigure = (variant: string, pace: number, f: (s: StreamRun) => number) =>
         median(r.streams.filter((s) => s.variant === variant && s.tokensPerSecond === pace && s.concurrency === c1).map(f));
@@ -153,7 +163,9 @@ export function renderReport(r: BenchResults): string {
         "",
         renderTable(latencyTable(r.dataPath, r.hops, "direct", r.mode.concurrencies)),
         "",
-        "CPU time per request, µs (medians), by process kind: nginx (the public listener and the bridge), the router, the tunnel's ssh on the gateway, its sshd on the replica host, the fake worker.",
+        "CPU time per request, µs (medians), by process kind: nginx (the public listener and the bridge), the router, the tunnel's ssh on the gateway, its sshd on the " +
+            "replica host, the fake worker, and journald (on every host: what the processes log). Then the bytes per request the gateway's logs grew: the router's " +
+            "log directory and nginx's logs.",
         "",
         renderTable(cpuTable(r.dataPath, r.hops, r.mode.concurrencies)),
         "",

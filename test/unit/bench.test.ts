@@ -82,8 +82,9 @@ describe("bench: tables", () => {
             concurrency: 1,
             repetition,
             summary: { requests: 100, seconds: 1, requestsPerSecond: rps, p50Ms, p99Ms: p50Ms * 2 },
-            cpuUs: { nginx: 0, router: 0, ssh: 0, sshd: 0, worker: 0 },
+            cpuUs: { nginx: 0, router: 0, ssh: 0, sshd: 0, worker: 0, journald: 0 },
             loadgenCpuUs: 0,
+            logBytes: { router: 0, nginx: 0 },
             errors: {},
         });
         const runs = [
@@ -145,6 +146,7 @@ describe("bench: what it reads", () => {
         assert.strictEqual(classify("r1", session, "sshd: root@notty "), undefined);
         assert.strictEqual(classify("r1", unit("r1", "ssh.service"), "sshd: /usr/sbin/sshd -D [listener]"), undefined);
         assert.strictEqual(classify("r1", unit("r1", "nginx.service"), "nginx: worker process"), undefined);
+        assert.strictEqual(classify("gw", unit("gw", "systemd-journald.service"), "/lib/systemd/systemd-journald"), "journald");
     });
 
     it("the prior art's bridge: this project's without upstream keepalive, still valid for nginx", () => {
