@@ -138,6 +138,8 @@ export function cpuTable(runs: PathRun[], variants: { name: string; label: strin
                 ...pathProcesses.map((p) => fmt(per(p), 0)),
                 fmt(total, 0),
                 fmt(median(mine.map((r) => r.loadgenCpuUs)), 0),
+                fmt(median(mine.map((r) => r.logBytes.router)), 0),
+                fmt(median(mine.map((r) => r.logBytes.nginx)), 0),
             ]);
         }
     }

@@ -5,10 +5,12 @@
 //   npm run bench -- --quick            smaller counts, N = 1 and 2 only: a smoke run
 //   npm run bench -- --out FILE         write the report elsewhere (default BENCHMARKS.md)
 //   npm run bench -- --skip scaling     leave out phases (datapath, streams, priorart, scaling)
+//   npm run bench -- --from-results F   only render the report again from a run's saved measurements
 //
 // Runs with the sandbox of $SGLANG_GATEWAY_CACHE (default ~/.cache/sglang-gateway), which it takes
 // down first and leaves down; traffic goes only to its hosts and this machine's loopback.
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { gatewayCacheDir } from "../test/helpers/cache";
 import type { PulumiProject } from "../test/helpers/pulumi-cli";
@@ -32,10 +34,34 @@ function option(name: string): string | undefined {
     return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
+/** Writes BENCHMARKS.md and prints its tables. */
+function report(results: BenchResults, out: string): void {
+    fs.writeFileSync(out, renderReport(results));
+    const { mode } = results;
+    const labels = { ...Object.fromEntries(results.hops.map((h) => [h.name, h.label])), tunnelNoDelay: noDelayLabel };
+    for (const table of [
+        latencyTable(results.dataPath, results.hops, "direct", mode.concurrencies),
+        cpuTable(results.dataPath, results.hops, mode.concurrencies),
+        streamTable(results.streams, labels, mode),
+        latencyTable(results.priorArt, priorArtVariants, "ours", mode.concurrencies),
+        scalingTable(results.scaling),
+        serveTable(results.timeToServe),
+    ]) {
+        console.log(`${renderTable(table)}\n`);
+    }
+    console.log(`bench: wrote ${path.relative(process.cwd(), out) || out}`);
+}
+
 async function main(): Promise<void> {
     const quick = process.argv.includes("--quick");
     const mode = quick ? quickMode : fullMode;
     const out = path.resolve(repo, option("--out") ?? "BENCHMARKS.md");
+    const saved = option("--from-results");
+    if (saved) {
+        const results = JSON.parse(fs.readFileSync(saved, "utf8")) as BenchResults;
+        return report({ ...results, started: new Date(results.started) }, out);
+    }
+    const resultsFile = path.join(os.tmpdir(), `sgw-bench-results-${Date.now()}.json`);
     const skip = new Set((option("--skip") ?? "").split(",").filter(Boolean));
     const started = new Date();
     const loads = [loadAverage()];
@@ -94,19 +120,10 @@ async function main(): Promise<void> {
             scaling,
             timeToServe: serve.runs,
         };
-        fs.writeFileSync(out, renderReport(results));
-        const labels = { ...Object.fromEntries(path_.map((h) => [h.name, h.label])), tunnelNoDelay: noDelayLabel };
-        for (const table of [
-            latencyTable(dataPath, path_, "direct", mode.concurrencies),
-            cpuTable(dataPath, path_, mode.concurrencies),
-            streamTable(streams, labels, mode),
-            latencyTable(priorArt, priorArtVariants, "ours", mode.concurrencies),
-            scalingTable(scaling),
-            serveTable(serve.runs),
-        ]) {
-            console.log(`${renderTable(table)}\n`);
-        }
-        console.log(`bench: wrote ${path.relative(process.cwd(), out) || out}`);
+        // The measurements first: a report can be rendered again from them (--from-results) without measuring.
+        fs.writeFileSync(resultsFile, JSON.stringify(results));
+        console.error(`bench: measurements in ${resultsFile}`);
+        report(results, out);
     } finally {
         down();
     }

@@ -93,6 +93,13 @@ export function findings(r: BenchResults): string[] {
     const upLoad = byStep("up", (t) => t.programLoadSeconds);
     const upChanges = byStep("up", (t) => t.changeSeconds);
     const upRest = byStep("up", (t) => t.wallSeconds - t.programLoadSeconds - t.providerStartSeconds - t.changeSeconds);
+    const stateAt = (from: number) => {
+        const ups = r.scaling.runs.filter((x) => x.kind === "up" && x.from === from);
+        const bytes = median(ups.map((x) => x.stateBytes ?? NaN));
+        const share = median(ups.map((x) => ratio(x.stateProviderBytes ?? NaN, x.stateBytes ?? NaN)));
+        return `${fmt(bytes / 1e6, 1)} MB at N=${from} (${pct(share)} of it the dynamic providers' serialized code, one copy per resource)`;
+    };
+    const stateSaid = upWall.length ? [upWall[0].from, upWall[upWall.length - 1].from].map(stateAt).join(", ") : "–";
     const span = (list: { from: number; value: number }[], digits = 1) =>
         list.length
             ? `${fmt(list[0].value, digits)} s (N=${list[0].from}) → ${fmt(list[list.length - 1].value, digits)} s (N=${list[list.length - 1].from})`
@@ -108,7 +115,8 @@ export function findings(r: BenchResults): string[] {
             `Preview wall time ${span(previewWall)}: loading the program (node, ts-node type-checking it) ${span(previewLoad)}, registering every resource ` +
                 `(the program's closures, the engine's check and diff) ${span(previewRegister)}; with the type-check off (PULUMI_NODEJS_TRANSPILE_ONLY) the whole preview takes ${span(transpileOnly)}.`,
             `Up N→N+1 ${span(upWall)}: program load ${span(upLoad)}, the new replica's four remote steps ${span(upChanges)}, ` +
-                `the rest (the program registering every resource, the engine's check, diff and state) ${span(upRest)}.`,
+                `the rest (the program registering every resource, the engine's check, diff and state) ${span(upRest)}; ` +
+                `the state file holds ${stateSaid} after up.`,
         );
     }
     if (r.scaling.stoppedAt) {
@@ -192,7 +200,7 @@ export function renderReport(r: BenchResults): string {
             `as often with \`PULUMI_NODEJS_TRANSPILE_ONLY=true\`, and \`pulumi up\` N→N+1 and back ${r.mode.scalingRepetitions}×; a service has at most 64 replicas, so N=64 is measured as 63→64. ` +
             "The breakdowns come from the engine's trace (`--otel-traces`): program load is from node's start to the program's first resource after the stack; " +
             "registering all is from there to its last resource; changes sum the provider's create and delete calls, and the rest of up is the engine, its state " +
-            "and the waits between steps; state MB is the stack's state file after up. SSH logins are counted in each host's sshd journal.",
+            "and the waits between steps; state MB is the stack's state file after up, with the share of it that is the dynamic providers' serialized code (every resource stores its own copy). SSH logins are counted in each host's sshd journal.",
         "",
         renderTable(scalingTable(r.scaling)),
         "",

@@ -8,7 +8,7 @@ import type { SandboxHost } from "../test/helpers/sandbox";
 import type { HostSession } from "./hosts";
 import type { BenchMode } from "./mode";
 import { timedPulumi, type PulumiTiming } from "./pulumi-timing";
-import { fmt, median } from "./stats";
+import { fmt, median, pct, ratio } from "./stats";
 import type { Table } from "./table";
 import { benchStack } from "./topology";
 
@@ -24,8 +24,9 @@ export interface ScalingRun {
     planned?: Record<string, number>;
     /** SSH logins the run made on each host (sshd's journal). */
     sshLogins?: Record<SandboxHost, number>;
-    /** Up: the size of the stack's state file afterwards (the engine rewrites it as steps complete). */
+    /** Up: the size of the stack's state file afterwards (the engine rewrites it as steps complete), and of the dynamic providers' serialized code in it. */
     stateBytes?: number;
+    stateProviderBytes?: number;
 }
 
 export interface ScalingResult {
@@ -53,8 +54,23 @@ export function plannedChanges(previewJson: string): Record<string, number> {
     return planned;
 }
 
-/** The stack's checkpoint in the project's local backend. */
-function stateBytes(project: PulumiProject): number {
+/** The bytes of every dynamic resource's serialized provider (`__provider`, in its inputs and its outputs) in a state file. */
+export function providerBytes(stateText: string): number {
+    const state = JSON.parse(stateText) as {
+        checkpoint?: { latest?: { resources?: { inputs?: Record<string, unknown>; outputs?: Record<string, unknown> }[] } };
+    };
+    let bytes = 0;
+    for (const resource of state.checkpoint?.latest?.resources ?? []) {
+        for (const props of [resource.inputs, resource.outputs]) {
+            const provider = props?.__provider;
+            bytes += provider === undefined ? 0 : JSON.stringify(provider).length;
+        }
+    }
+    return bytes;
+}
+
+/** The stack's checkpoint in the project's local backend: its size, and what the serialized providers take of it. */
+function stateSize(project: PulumiProject): { stateBytes: number; stateProviderBytes: number } {
     const find = (dir: string): string | undefined => {
         for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
             const full = path.join(dir, entry.name);
@@ -68,7 +84,9 @@ function stateBytes(project: PulumiProject): number {
         return undefined;
     };
     const file = find(project.stateDir);
-    return file ? fs.statSync(file).size : NaN;
+    if (!file) return { stateBytes: NaN, stateProviderBytes: NaN };
+    const text = fs.readFileSync(file, "utf8");
+    return { stateBytes: Buffer.byteLength(text), stateProviderBytes: providerBytes(text) };
 }
 
 async function sshLogins(sessions: Record<SandboxHost, HostSession>): Promise<Record<SandboxHost, number>> {
@@ -93,7 +111,7 @@ export async function measureScaling(
         const after = await sshLogins(sessions);
         current = to;
         const logins = { gw: after.gw - before.gw, r1: after.r1 - before.r1, r2: after.r2 - before.r2 };
-        runs.push({ kind, from, to, repetition, timing, sshLogins: logins, stateBytes: stateBytes(project) });
+        runs.push({ kind, from, to, repetition, timing, sshLogins: logins, ...stateSize(project) });
         console.error(`bench: ${kind} ${from}→${to}: ${fmt(timing.wallSeconds, 1)} s (program load ${fmt(timing.programLoadSeconds, 1)} s)`);
     };
     try {
@@ -158,6 +176,7 @@ export function scalingTable(result: ScalingResult): Table {
             m("up", (t) => t.changeSeconds),
             m("up", (t) => t.wallSeconds - t.programLoadSeconds - t.providerStartSeconds - t.changeSeconds),
             fmt(median(of("up").map((r) => (r.stateBytes ?? NaN) / 1e6)), 1),
+            pct(median(of("up").map((r) => ratio(r.stateProviderBytes ?? NaN, r.stateBytes ?? NaN)))),
             logins("up"),
             m("down", (t) => t.wallSeconds),
         ];
@@ -178,11 +197,12 @@ export function scalingTable(result: ScalingResult): Table {
             "up: changes s",
             "up: rest s",
             "state MB",
+            "of it serialized providers",
             "up SSH logins gw/replicas",
             "down N+1→N s",
         ],
         rows,
-        align: ["left", "left", ...Array<"right">(14).fill("right")],
+        align: ["left", "left", ...Array<"right">(15).fill("right")],
     };
 }
 

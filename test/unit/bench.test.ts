@@ -5,9 +5,12 @@ import { bridgeFile } from "../../components/host-files/replica";
 import { classify, cpuTicks } from "../../bench/cpu";
 import { latencyTable, type PathRun } from "../../bench/datapath";
 import { tokenOf } from "../../bench/loadgen";
+import { quickMode } from "../../bench/mode";
+import { renderReport } from "../../bench/report";
+import { hops } from "../../bench/topology";
 import { withoutKeepalive } from "../../bench/prior-art";
 import { operationsOf, parseSpans, timingOf } from "../../bench/pulumi-timing";
-import { plannedChanges, scalingStep } from "../../bench/scaling";
+import { plannedChanges, providerBytes, scalingStep } from "../../bench/scaling";
 import { median, medianOfRatios, percentile, ratio, summarize } from "../../bench/stats";
 import { streamFigures } from "../../bench/streams";
 import { renderTable } from "../../bench/table";
@@ -171,6 +174,22 @@ describe("bench: what it reads", () => {
         assert.deepStrictEqual(plannedChanges(preview), { "create Replica": 1, "create HostScript": 2, "delete SglangRouterWorker": 1 });
     });
 
+    it("the serialized providers' share of a state file: __provider in each resource's inputs and outputs", () => {
+        const code = "exports.handler = __f0;";
+        const state = JSON.stringify({
+            version: 3,
+            checkpoint: {
+                latest: {
+                    resources: [
+                        { urn: "a", inputs: { __provider: code, create: "x" }, outputs: { __provider: code } },
+                        { urn: "b", inputs: { name: "gw" } },
+                    ],
+                },
+            },
+        });
+        assert.strictEqual(providerBytes(state), 2 * JSON.stringify(code).length);
+    });
+
     it("N→N+1 stays within a service's 64 replicas", () => {
         assert.deepStrictEqual(scalingStep(1), { from: 1, to: 2 });
         assert.deepStrictEqual(scalingStep(64), { from: 63, to: 64 });
@@ -232,5 +251,73 @@ describe("bench: what it reads", () => {
         ]);
         assert.strictEqual(timing.resourcesRegistered, 2);
         assert.ok(Math.abs(timing.registrationSeconds - 0.1) < 1e-9);
+    });
+});
+
+describe("bench: the report", () => {
+    it("renders every section from a run's measurements, each table row as wide as its header", () => {
+        const timing = {
+            wallSeconds: 30,
+            programLoadSeconds: 20,
+            providerStartSeconds: 1,
+            checkDiffSeconds: 0.5,
+            changeSeconds: 3,
+            changes: [
+                { step: "create bench-setup", seconds: 9 },
+                { step: "create chat-replica-0-process", seconds: 1 },
+            ],
+            registrationSeconds: 2,
+            resourcesRegistered: 11,
+        };
+        const pathRun = (variant: string, concurrency: number, repetition: number): PathRun => ({
+            variant,
+            concurrency,
+            repetition,
+            summary: { requests: 100, seconds: 1, requestsPerSecond: 100, p50Ms: 1, p99Ms: 2 },
+            cpuUs: { nginx: 1, router: 2, ssh: 3, sshd: 4, worker: 5, journald: 6 },
+            loadgenCpuUs: 7,
+            logBytes: { router: 900, nginx: 120 },
+            errors: {},
+        });
+        const c = quickMode.concurrencies;
+        const text = renderReport({
+            mode: quickMode,
+            command: "npm run bench -- --quick",
+            started: new Date(0),
+            minutes: 6,
+            machine: { cpu: "cpu", cores: 2, memory: "1 GiB", kernel: "6", node: "v20", pulumi: "v3" },
+            routerPackage: "smg==1.13.0",
+            nginx: "nginx/1.22.1",
+            otherSandboxes: [],
+            loadAverages: [1, 2],
+            hops: hops(),
+            dataPath: hops().flatMap((h) => c.map((cc) => pathRun(h.name, cc, 0))),
+            streams: ["direct", "tunnel", "tunnelNoDelay", "gateway"].map((variant) => ({
+                variant,
+                tokensPerSecond: 20,
+                concurrency: 1,
+                repetition: 0,
+                streams: 3,
+                firstChunkMs: { p50: 1, p90: 2, p99: 3 },
+                gapMs: { p50: 50, p99: 55, max: 60 },
+                bunched: 0,
+                errors: 0,
+            })),
+            priorArt: ["ours", "priorArt"].flatMap((v) => c.map((cc) => pathRun(v, cc, 0))),
+            scaling: {
+                runs: [
+                    { kind: "preview", from: 1, to: 2, repetition: 0, timing, planned: { "create HostScript": 3 }, sshLogins: { gw: 0, r1: 0, r2: 0 } },
+                    { kind: "preview, transpile-only", from: 1, to: 2, repetition: 0, timing },
+                    { kind: "up", from: 1, to: 2, repetition: 0, timing, sshLogins: { gw: 3, r1: 0, r2: 2 }, stateBytes: 600000, stateProviderBytes: 300000 },
+                    { kind: "down", from: 2, to: 1, repetition: 0, timing },
+                ],
+            },
+            timeToServe: [{ sandboxUpSeconds: 9, up: timing, firstAnswerSeconds: 0.02, firstAnswerAttempts: 1 }],
+        });
+        for (const section of ["## Data path", "## Streams", "## Prior art", "## Scaling cost", "## Time to serve", "## Findings"]) {
+            assert.ok(text.includes(section), section);
+        }
+        assert.match(text, /quick mode/);
+        assert.match(text, /state file holds 0\.6 MB at N=1 \(50% of it/);
     });
 });
