@@ -16,7 +16,8 @@ export function classify(host: SandboxHost, cgroup: string, cmdline: string): Pa
     if (unit === "systemd-journald.service") return "journald";
     if (host === "gw") {
         if (unit === "nginx.service") return "nginx";
-        if (/^sglang-gateway-router2?-.*\.service$/.test(unit)) return "router";
+        // The routers, not their worker reconcile (`…-router-<service>_reconcile`: `_` is in no service name), a loop beside them.
+        if (/^sglang-gateway-router2?-[^_]+\.service$/.test(unit)) return "router";
         if (/^sglang-gateway-tunnel-.*\.service$/.test(unit)) return "ssh";
         return undefined;
     }

@@ -141,6 +141,7 @@ describe("bench: what it reads", () => {
         assert.strictEqual(classify("gw", unit("gw", "nginx.service"), "nginx: worker process"), "nginx");
         assert.strictEqual(classify("gw", unit("gw", "sglang-gateway-router-chat.service"), "smg::router"), "router");
         assert.strictEqual(classify("gw", unit("gw", "sglang-gateway-router2-chat.service"), "smg::router"), "router");
+        assert.strictEqual(classify("gw", unit("gw", "sglang-gateway-router-chat_reconcile.service"), "/bin/sh reconcile.sh"), undefined);
         assert.strictEqual(classify("gw", unit("gw", "sglang-gateway-tunnel-chat-0.service"), "/usr/bin/ssh -N"), "ssh");
         assert.strictEqual(classify("r1", unit("r1", "sglang-gateway-chat-replica-0.service"), "/usr/bin/node fake-worker.js"), "worker");
         const session = "/sgw-abc123-r1/payload/user.slice/user-0.slice/session-7.scope";
