@@ -136,32 +136,41 @@ export function tokenPattern(token: string): string {
     return `~^[Bb][Ee][Aa][Rr][Ee][Rr] +${token.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`;
 }
 
+/** How a service's requests are proxied, wherever they arrive: its own server block, or the model endpoint's. */
+export function serviceProxyContext(input: ServerBlockInput) {
+    const names = servicePaths(input.service);
+    return {
+        service: input.service,
+        auth: input.auth,
+        authVariable: `$${names.variablePrefix}_authorized`,
+        accessLog: names.accessLog,
+        upstreamName: names.upstreamName,
+        upstreamServers: input.upstreamServers,
+        zones: rateLimitZones(input.service, input.rateLimits),
+        hideHeaders: [...corsResponseHeaders, ...(input.internalResponseHeaders ?? [])],
+        noWorkerAnswer: input.noWorkerAnswer
+            ? { ...input.noWorkerAnswer, variable: headerVariable(input.noWorkerAnswer.header, "$upstream_http_") }
+            : (false as const),
+        noWorkerMessage: input.pdReplicas ? pdNoWorkerMessage(input.service, input.pdReplicas) : noWorkerMessage(input.service, input.servedModel),
+        readTimeoutSeconds: input.readTimeoutSeconds ?? 3600,
+        failover: input.failover ?? false,
+    };
+}
+
 /** The nginx text of a service: `http` context (zones, token map, upstream) and its server block. */
 export function serverBlockText(input: ServerBlockInput): string {
     if (input.auth && input.tokens.length === 0) {
         throw new Error(`service ${input.service}: auth is on but no token was given (tokens)`);
     }
-    const zones = rateLimitZones(input.service, input.rateLimits);
+    const proxy = serviceProxyContext(input);
     const allow = input.allow ?? allowEverything;
-    const names = servicePaths(input.service);
     return render("nginx/service.conf.njk", {
-        service: input.service,
+        ...proxy,
         serverName: input.serverName,
-        auth: input.auth,
         tokenPatterns: input.tokens.map(tokenPattern),
-        authVariable: `$${names.variablePrefix}_authorized`,
-        accessLog: names.accessLog,
-        upstreamName: names.upstreamName,
-        upstreamServers: input.upstreamServers,
-        zones,
-        locations: planLocations(allow, zones),
+        locations: planLocations(allow, proxy.zones),
         denyOtherPaths: !allow.prefix.includes("/"),
         tls: input.tls ?? false,
-        hideHeaders: [...corsResponseHeaders, ...(input.internalResponseHeaders ?? [])],
-        noWorkerAnswer: input.noWorkerAnswer ? { ...input.noWorkerAnswer, variable: headerVariable(input.noWorkerAnswer.header, "$upstream_http_") } : false,
-        noWorkerMessage: input.pdReplicas ? pdNoWorkerMessage(input.service, input.pdReplicas) : noWorkerMessage(input.service, input.servedModel),
-        readTimeoutSeconds: input.readTimeoutSeconds ?? 3600,
-        failover: input.failover ?? false,
         httpPort: input.httpPort ?? 80,
         httpsPort: input.httpsPort ?? 443,
     });
