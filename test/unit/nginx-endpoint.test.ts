@@ -303,6 +303,44 @@ describe("model endpoint under the real nginx (njs)", function () {
         }
     });
 
+    it("a service's locations in the endpoint proxy as its own server block does (a directive added to one and not the other fails here)", () => {
+        const input = serviceInput("chat", { port: 1 } as FakeWorkerProc, {
+            tokens: [tokenA],
+            upstreamServers: ["127.0.0.1:10001", "127.0.0.1:10601"],
+            failover: true,
+            noWorkerAnswer: sglangRouter.noWorkerAnswer(sglangRouter.defaultVersion),
+            servedModel: "model-a",
+            rateLimits: [
+                { prefix: "/v1/", rps: 5, burst: 2, key: "ip" },
+                { prefix: "/v1/chat/", rps: 1, burst: 0, key: { header: "X-Api-Key" } },
+            ],
+        });
+        const own = serverBlockText(input);
+        const ownServer = own.slice(own.indexOf("server {"), own.indexOf("    location "));
+        const fragment = endpointServiceText(input);
+        const lines = (text: string) => text.split("\n").map((l) => l.trim());
+        const proxying = (text: string) => new Set(lines(text).filter((l) => /^(proxy_(?!pass)\S+|limit_req_status)\b/.test(l)));
+        const errorCodes = (text: string) => new Set(lines(text).flatMap((l) => /^error_page ([\d ]+)=/.exec(l)?.[1].trim().split(/\s+/) ?? []));
+        const endpointServer = endpointFiles({ name: "api", serverName: "api.example.com", services: [] }).find((f) => f.path.endsWith(".conf"))?.content ?? "";
+        const names = endpointServiceLocations("chat");
+        for (const path of routedPaths) {
+            const start = fragment.indexOf(`location ${names.location(path)} {`);
+            const location = fragment.slice(start, fragment.indexOf("\n}\n", start));
+            assert.deepStrictEqual(
+                [...proxying(location), ...[...proxying(endpointServer)].filter((l) => l.startsWith("limit_req_status"))].sort(),
+                [...proxying(ownServer)].sort(),
+                path,
+            );
+            assert.deepStrictEqual([...new Set([...errorCodes(location), ...errorCodes(endpointServer)])].sort(), [...errorCodes(ownServer)].sort(), path);
+            assert.match(location, /proxy_pass http:\/\/sgw_service_chat;/);
+            assert.match(location, /if \(\$sgw_chat_authorized = 0\)/);
+            // The zones of the service's own location for this path.
+            const zones = lines(location).filter((l) => l.startsWith("limit_req "));
+            const expected = path === "/v1/chat/completions" ? 2 : path === "/v1/completions" ? 1 : 0;
+            assert.strictEqual(zones.length, expected, `${path}: ${zones.join("; ")}`);
+        }
+    });
+
     it("nginx -t passes with no service yet, and for every routed path a service's locations exist", () => {
         const empty = {
             modules: [njsModule.modulePath],
