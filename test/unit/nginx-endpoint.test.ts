@@ -97,7 +97,7 @@ describe("model endpoint under the real nginx (njs)", function () {
     });
     after(() => Promise.all([workerA, workerB, workerC].map((w) => w?.stop())));
 
-    async function serve(options: { limitA?: boolean; withOpen?: boolean; only?: "chat" } = {}) {
+    async function serve(options: { limitA?: boolean; withOpen?: boolean; only?: "chat"; emptyB?: boolean } = {}) {
         const port = await freePort();
         const services = [
             {
@@ -107,7 +107,9 @@ describe("model endpoint under the real nginx (njs)", function () {
                     rateLimits: options.limitA ? [{ prefix: "/v1/", rps: 1 / 60, burst: 1, key: "ip" as const }] : [],
                 }),
             },
-            ...(options.only ? [] : [{ model: "model-b", input: serviceInput("code", workerB, { tokens: [tokenB] }) }]),
+            ...(options.only
+                ? []
+                : [{ model: "model-b", input: serviceInput("code", workerB, { tokens: [tokenB], ...(options.emptyB ? { upstreamServers: [] } : {}) }) }]),
             ...(options.withOpen ? [{ model: "model-c", input: serviceInput("open", workerC, { auth: false }) }] : []),
         ];
         const nginx = await startNginx(site(port, services));
@@ -179,6 +181,25 @@ describe("model endpoint under the real nginx (njs)", function () {
             const other = await request(port, "/workers", { token: tokenA });
             assert.strictEqual(other.status, 404, other.body);
             assert.strictEqual(JSON.parse(other.body).error.code, "unknown_url");
+        } finally {
+            await nginx.stop();
+        }
+    });
+
+    it("a service without a replica (plain gateway scaled to 0) answers its own 503 JSON through the endpoint", async () => {
+        const { nginx, port } = await serve({ emptyB: true });
+        try {
+            const answer = await request(port, "/v1/chat/completions", { token: tokenB, body: chat("model-b") });
+            assert.strictEqual(answer.status, 503, answer.body);
+            assert.deepStrictEqual(JSON.parse(answer.body), {
+                error: {
+                    message: "service code has no replica ready to serve (scaled to zero, starting, or unhealthy)",
+                    type: "service_unavailable",
+                    code: 503,
+                },
+            });
+            const other = await request(port, "/v1/chat/completions", { token: tokenA, body: chat("model-a") });
+            assert.strictEqual(other.status, 200, other.body);
         } finally {
             await nginx.stop();
         }
