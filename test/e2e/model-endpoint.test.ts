@@ -84,15 +84,33 @@ describe("e2e model endpoint: one host name for two services' models, routed by 
     let project: PulumiProject;
     beforeEach(() => (project = stack()));
 
-    it("up with the endpoint on (njs preinstalled on the gateway, which reaches no registry) serves both services there", async () => {
+    it("njs missing on a gateway that reaches no package: up fails naming the package; the services serve", async () => {
+        // No apt source, so the install fails at once and nothing leaves the sandbox.
+        await onHost("gw", ": > /etc/apt/sources.list && rm -f /etc/apt/sources.list.d/*");
+        project.setConfig(stackConfig(true));
+        const failed = await project.up().then(
+            () => "",
+            (err: Error) => err.message,
+        );
+        assert.match(
+            failed,
+            /the model endpoint needs nginx's njs module \(\/usr\/lib\/nginx\/modules\/ngx_http_js_module\.so\): install libnginx-mod-http-js/,
+        );
+        assert.deepStrictEqual(await answeringWorkers(4), ["sgw-r1-replica-0", "sgw-r2-replica-1"], "the service's own endpoint serves");
+        const code = await send("code.sandbox.test", "/v1/chat/completions", { token: codeToken, body: chatBody("code-model") });
+        assert.strictEqual(code.status, 200, code.body);
+        assert.strictEqual(code.headers["x-fake-worker"], "code-sgw-r2-0");
+    });
+
+    it("with njs preinstalled (as an operator without internet would), up serves the endpoint", async () => {
         const version = await preinstallPackage("gw", njsModule.package);
         const nginx = (await onHost("gw", "nginx -v 2>&1")).trim();
         console.log(`      gateway: ${nginx}, ${njsModule.package} ${version}`);
-        project.setConfig(stackConfig(true));
         await project.up();
-        assert.deepStrictEqual(await answeringWorkers(4), ["sgw-r1-replica-0", "sgw-r2-replica-1"], "the service's own endpoint serves");
         const files = await onHost("gw", `ls ${endpointPaths("api").serviceLocationsDir} && ls ${endpointPaths("api").serverBlock}`);
         assert.deepStrictEqual(files.trim().split("\n"), ["chat.conf", "code.conf", endpointPaths("api").serverBlock]);
+        const models = await send(endpointHost, "/v1/models", { token });
+        assert.strictEqual(models.status, 200, models.body);
     });
 
     it("/v1/models lists the models each token may use, in OpenAI's shape; without a token: 401", async () => {

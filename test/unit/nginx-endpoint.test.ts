@@ -9,6 +9,7 @@ import { endpointServiceLocations, njsModule } from "../../components/naming";
 import { sglangRouter } from "../../components/routers/sglang/router";
 import { startFakeWorker, type FakeWorkerProc } from "../helpers/fake-workers";
 import { nginxTest, startNginx } from "../helpers/nginx";
+import { alwaysLeaks, hostileAnswerProblems, hostileRequests, raw } from "../helpers/hostile-requests";
 import { freePort } from "../helpers/ports";
 
 const tokenA = "token-chat-0123456789";
@@ -319,6 +320,31 @@ describe("model endpoint under the real nginx (njs)", function () {
             const names = (h: http.IncomingHttpHeaders) => Object.keys(h).sort();
             assert.deepStrictEqual(names(routed.headers), names(direct.headers));
             assert.ok(!("server" in routed.headers) || !/\d/.test(String(routed.headers.server)), String(routed.headers.server));
+        } finally {
+            await nginx.stop();
+        }
+    });
+
+    it("the hostile requests of the service endpoint's suite, sent to the model endpoint: every one 4xx, nothing leaked, no worker reached", async () => {
+        const { nginx, port } = await serve();
+        try {
+            const reached = () =>
+                [workerA, workerB].map(
+                    (w) =>
+                        w
+                            .logs()
+                            .split("\n")
+                            .filter((l) => / (GET|POST|PUT|DELETE|TRACE) /.test(l)).length,
+                );
+            const before = reached();
+            const cases = hostileRequests({ host: "api.example.com", token: tokenA, routerPort: 10001, workerUrl: `http://127.0.0.1:${workerA.port}` });
+            const wrong: string[] = [];
+            for (const [title, text] of cases) {
+                wrong.push(...hostileAnswerProblems(title, await raw("127.0.0.1", port, text), [...alwaysLeaks, /x-fake-worker[^\r\n]*/i]));
+            }
+            assert.ok(cases.length >= 40, `${cases.length} cases`);
+            assert.deepStrictEqual(wrong, []);
+            assert.deepStrictEqual(reached(), before, "a hostile request reached a worker");
         } finally {
             await nginx.stop();
         }
