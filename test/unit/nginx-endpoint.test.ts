@@ -1,6 +1,9 @@
 // The model endpoint under the real nginx and its njs module on loopback, with a fake worker per service:
 // routing by model, tokens per service, shared rate limits, OpenAI's error shapes, streaming, /v1/models.
 import * as assert from "assert";
+import { execFileSync } from "child_process";
+import * as os from "os";
+import * as path from "path";
 import * as fs from "fs";
 import * as http from "http";
 import { endpointFiles, endpointServiceText, routedPaths, type EndpointService } from "../../components/host-files/endpoint";
@@ -13,6 +16,18 @@ import { alwaysLeaks, hostileAnswerProblems, hostileRequests, raw } from "../hel
 import { freePort } from "../helpers/ports";
 
 const tokenA = "token-chat-0123456789";
+
+function selfSignedCert(): { certificatePath: string; privateKeyPath: string } {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sgw-tls-"));
+    const certificatePath = path.join(dir, "cert.pem");
+    const privateKeyPath = path.join(dir, "key.pem");
+    execFileSync(
+        "openssl",
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=*.example.com", "-keyout", privateKeyPath, "-out", certificatePath],
+        { stdio: "ignore" },
+    );
+    return { certificatePath, privateKeyPath };
+}
 const tokenB = "token-code-0123456789";
 
 interface Answer {
@@ -388,19 +403,59 @@ describe("model endpoint under the real nginx (njs)", function () {
         }
     });
 
-    it("nginx -t passes with no service yet, and for every routed path a service's locations exist", () => {
-        const empty = {
+    it("nginx -t passes with no service yet, and with TLS, a PD service, a failover router pair and an empty plain service; every routed path has its location", () => {
+        const files = (services: { input: ServerBlockInput; model: string }[], tls?: { certificatePath: string; privateKeyPath: string }) => ({
             modules: [njsModule.modulePath],
-            files: (dir: string) =>
-                Object.fromEntries(
-                    endpointFiles({ name: "api", serverName: "api.example.com", services: [], includeDir: dir }).map((f) => [f.path, f.content]),
+            services: Object.fromEntries(services.map((s) => [`${s.input.service}.conf`, serverBlockText({ ...s.input, tls })])),
+            files: (dir: string) => ({
+                ...Object.fromEntries(
+                    services.map((s) => [endpointServiceLocations(s.input.service, dir).file, endpointServiceText({ ...s.input, tls }, dir)]),
                 ),
-        };
-        nginxTest(empty);
-        const input = serviceInput("chat", { port: 1 } as FakeWorkerProc, { tokens: [tokenA] });
-        const text = endpointServiceText(input);
-        for (const path of routedPaths) {
-            assert.ok(text.includes(`location ${endpointServiceLocations("chat").location(path)} {`), path);
+                ...Object.fromEntries(
+                    endpointFiles({
+                        name: "api",
+                        serverName: "api.example.com",
+                        services: services.map((s) => ({ service: s.input.service, model: s.model, auth: s.input.auth })),
+                        includeDir: dir,
+                        tls,
+                    }).map((f) => [f.path, f.content]),
+                ),
+            }),
+        });
+        nginxTest(files([]));
+        const version = sglangRouter.defaultVersion;
+        const worker = { port: 1 } as FakeWorkerProc;
+        const services = [
+            {
+                model: "model-a",
+                input: serviceInput("chat", worker, {
+                    tokens: [tokenA],
+                    failover: true,
+                    upstreamServers: ["127.0.0.1:10001", "127.0.0.1:10601"],
+                    noWorkerAnswer: sglangRouter.noWorkerAnswer(version),
+                    rateLimits: [{ prefix: "/", rps: 2, burst: 4, key: { header: "Authorization" } }],
+                }),
+            },
+            {
+                model: "model-pd",
+                input: serviceInput("pd-chat", worker, {
+                    tokens: [tokenB],
+                    noWorkerAnswer: sglangRouter.pdNoWorkerAnswer(version),
+                    pdReplicas: { prefill: 0, decode: 1 },
+                }),
+            },
+            { model: "model-plain", input: serviceInput("plain", worker, { auth: false, upstreamServers: [], allow: undefined }) },
+        ];
+        const tls = selfSignedCert();
+        nginxTest(files(services, tls));
+        const server = endpointFiles({ name: "api", serverName: "api.example.com", services: [], tls }).find((f) => f.path.endsWith(".conf"))?.content ?? "";
+        assert.match(server, /listen 443 ssl;/);
+        assert.match(server, /return 308 https:\/\/\$host\$request_uri;/);
+        for (const { input } of services) {
+            const text = endpointServiceText(input);
+            for (const path of routedPaths) {
+                assert.ok(text.includes(`location ${endpointServiceLocations(input.service).location(path)} {`), `${input.service} ${path}`);
+            }
         }
     });
 });
