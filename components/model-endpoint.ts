@@ -66,8 +66,9 @@ export class ModelEndpoint extends pulumi.ComponentResource {
                 // The services' locations go with the endpoint; each service's step rewrites its own while it is on.
                 removePaths: [paths.dir],
             },
-            // Each service's locations (and the zones, token maps and upstreams they name) are in place first.
-            { parent: this, dependsOn: [gateway.setup, ...services.map((s) => s.serverBlock)] },
+            // Each service's locations (and the zones, token maps and upstreams they name) are in place first; and
+            // after the whole of each service, so an endpoint that fails (no njs to be had) stops no service's creation.
+            { parent: this, dependsOn: [gateway.setup, ...services] },
         );
         this.url = pulumi.interpolate`${gateway.tls ? "https" : "http"}://${endpoint.name}.${gateway.domain}`;
         this.registerOutputs({ url: this.url, models: this.models });

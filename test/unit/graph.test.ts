@@ -140,7 +140,7 @@ describe("resource graph (mocks)", () => {
         assert.match(server, /server unix:\/run\/sglang-gateway\/chat\/replica-1\.sock;/);
     });
 
-    it("with a model endpoint: its step comes after every service's server block, which also writes the service's locations in it", async () => {
+    it("with a model endpoint: its step comes after every service (its server block, which also writes the service's locations in it, and its replicas)", async () => {
         const mocks = new AwsMocks({ region: "eu-west-1" });
         pulumi.runtime.setMocks(mocks, "sglang-gateway", "test", false);
         const dependencies = recordDependencies();
@@ -154,6 +154,11 @@ describe("resource graph (mocks)", () => {
             assert.ok(
                 after.some((u) => u.endsWith(`::${service}-server`)),
                 `after ${service}-server: ${after.join(", ")}`,
+            );
+            // After the whole service: an endpoint that fails (njs not to be had) leaves every service created.
+            assert.ok(
+                after.some((u) => u.endsWith(`::${service}-replica-0-worker`)),
+                `after ${service}-replica-0-worker: ${after.join(", ")}`,
             );
             const server = String(mocks.named(`${service}-server`).inputs.create);
             assert.match(server, new RegExp(`/etc/nginx/sglang-gateway/endpoint/services/${service}\\.conf`));
