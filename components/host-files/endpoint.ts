@@ -3,7 +3,15 @@
 import type { HostFile } from "../host-script/phases";
 import { endpointPaths, endpointServiceLocations, servicePaths } from "../naming";
 import { render } from "../templates";
-import { allowEverything, serviceProxyContext, type ServerBlockInput } from "./server-block";
+import {
+    allowEverything,
+    corsResponseHeaders,
+    headerVariable,
+    noWorkerMessage,
+    pdNoWorkerMessage,
+    rateLimitZones,
+    type ServerBlockInput,
+} from "./server-block";
 
 /** The paths the endpoint routes by the body's `model`; anything else is a service's own endpoint's. */
 export const routedPaths = ["/v1/chat/completions", "/v1/completions", "/generate"] as const;
@@ -28,6 +36,30 @@ export interface EndpointInput {
     includeDir?: string;
     httpPort?: number;
     httpsPort?: number;
+}
+
+/**
+ * How a service's requests are proxied, as its own server block does it (`serverBlockText`): the same values,
+ * for its locations in the endpoint. The test of the two renderings side by side fails when they drift apart.
+ */
+export function serviceProxyContext(input: ServerBlockInput) {
+    const names = servicePaths(input.service);
+    return {
+        service: input.service,
+        auth: input.auth,
+        authVariable: `$${names.variablePrefix}_authorized`,
+        accessLog: names.accessLog,
+        upstreamName: names.upstreamName,
+        upstreamServers: input.upstreamServers,
+        zones: rateLimitZones(input.service, input.rateLimits),
+        hideHeaders: [...corsResponseHeaders, ...(input.internalResponseHeaders ?? [])],
+        noWorkerAnswer: input.noWorkerAnswer
+            ? { ...input.noWorkerAnswer, variable: headerVariable(input.noWorkerAnswer.header, "$upstream_http_") }
+            : (false as const),
+        noWorkerMessage: input.pdReplicas ? pdNoWorkerMessage(input.service, input.pdReplicas) : noWorkerMessage(input.service, input.servedModel),
+        readTimeoutSeconds: input.readTimeoutSeconds ?? 3600,
+        failover: input.failover ?? false,
+    };
 }
 
 /** The endpoint's server block: the token check before the body is read, the script, and every service's locations. */

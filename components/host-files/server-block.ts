@@ -108,7 +108,7 @@ export interface ServerBlockInput {
 }
 
 /** The 503 body for a router's "no worker for this model": either cause, and the model this service serves. */
-function noWorkerMessage(service: string, model: string | undefined): string {
+export function noWorkerMessage(service: string, model: string | undefined): string {
     // Shown inside an nginx string: `$` would start a variable, so only plain characters of the name.
     const served = model ? ` model '${model.replace(/[^A-Za-z0-9._/:@+-]/g, "?")}'` : "";
     const message = `service ${service} has no replica ready to serve${served} (scaled to zero, starting, or unhealthy), or the request names another model`;
@@ -119,7 +119,7 @@ function noWorkerMessage(service: string, model: string | undefined): string {
  * The 503 body of a PD service whose router lacks a prefill or a decode worker. nginx cannot read which
  * from the router's answer, so a role scaled to zero is named from the config; otherwise both are suspects.
  */
-function pdNoWorkerMessage(service: string, replicas: { prefill: number; decode: number }): string {
+export function pdNoWorkerMessage(service: string, replicas: { prefill: number; decode: number }): string {
     const missing = (["prefill", "decode"] as const).filter((role) => replicas[role] === 0);
     const message =
         missing.length > 0
@@ -136,41 +136,32 @@ export function tokenPattern(token: string): string {
     return `~^[Bb][Ee][Aa][Rr][Ee][Rr] +${token.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`;
 }
 
-/** How a service's requests are proxied, wherever they arrive: its own server block, or the model endpoint's. */
-export function serviceProxyContext(input: ServerBlockInput) {
-    const names = servicePaths(input.service);
-    return {
-        service: input.service,
-        auth: input.auth,
-        authVariable: `$${names.variablePrefix}_authorized`,
-        accessLog: names.accessLog,
-        upstreamName: names.upstreamName,
-        upstreamServers: input.upstreamServers,
-        zones: rateLimitZones(input.service, input.rateLimits),
-        hideHeaders: [...corsResponseHeaders, ...(input.internalResponseHeaders ?? [])],
-        noWorkerAnswer: input.noWorkerAnswer
-            ? { ...input.noWorkerAnswer, variable: headerVariable(input.noWorkerAnswer.header, "$upstream_http_") }
-            : (false as const),
-        noWorkerMessage: input.pdReplicas ? pdNoWorkerMessage(input.service, input.pdReplicas) : noWorkerMessage(input.service, input.servedModel),
-        readTimeoutSeconds: input.readTimeoutSeconds ?? 3600,
-        failover: input.failover ?? false,
-    };
-}
-
 /** The nginx text of a service: `http` context (zones, token map, upstream) and its server block. */
 export function serverBlockText(input: ServerBlockInput): string {
     if (input.auth && input.tokens.length === 0) {
         throw new Error(`service ${input.service}: auth is on but no token was given (tokens)`);
     }
-    const proxy = serviceProxyContext(input);
+    const zones = rateLimitZones(input.service, input.rateLimits);
     const allow = input.allow ?? allowEverything;
+    const names = servicePaths(input.service);
     return render("nginx/service.conf.njk", {
-        ...proxy,
+        service: input.service,
         serverName: input.serverName,
+        auth: input.auth,
         tokenPatterns: input.tokens.map(tokenPattern),
-        locations: planLocations(allow, proxy.zones),
+        authVariable: `$${names.variablePrefix}_authorized`,
+        accessLog: names.accessLog,
+        upstreamName: names.upstreamName,
+        upstreamServers: input.upstreamServers,
+        zones,
+        locations: planLocations(allow, zones),
         denyOtherPaths: !allow.prefix.includes("/"),
         tls: input.tls ?? false,
+        hideHeaders: [...corsResponseHeaders, ...(input.internalResponseHeaders ?? [])],
+        noWorkerAnswer: input.noWorkerAnswer ? { ...input.noWorkerAnswer, variable: headerVariable(input.noWorkerAnswer.header, "$upstream_http_") } : false,
+        noWorkerMessage: input.pdReplicas ? pdNoWorkerMessage(input.service, input.pdReplicas) : noWorkerMessage(input.service, input.servedModel),
+        readTimeoutSeconds: input.readTimeoutSeconds ?? 3600,
+        failover: input.failover ?? false,
         httpPort: input.httpPort ?? 80,
         httpsPort: input.httpsPort ?? 443,
     });

@@ -385,6 +385,14 @@ describe("model endpoint under the real nginx (njs)", function () {
         const errorCodes = (text: string) => new Set(lines(text).flatMap((l) => /^error_page ([\d ]+)=/.exec(l)?.[1].trim().split(/\s+/) ?? []));
         const endpointServer = endpointFiles({ name: "api", serverName: "api.example.com", services: [] }).find((f) => f.path.endsWith(".conf"))?.content ?? "";
         const names = endpointServiceLocations("chat");
+        // The answers for "no worker" and "no replica": the same bodies in both.
+        const body = (text: string, start: string) => {
+            const at = text.indexOf(start);
+            assert.ok(at >= 0, start);
+            return lines(text.slice(at + start.length, text.indexOf("\n}", text.indexOf("{", at)) + 2)).filter((l) => l && l !== "}" && !l.startsWith("#"));
+        };
+        assert.deepStrictEqual(body(fragment, `location ${names.routerAnswer(404)} {`), body(own.replace(/\n {4}/g, "\n"), "location @router_404 {"));
+        assert.deepStrictEqual(body(fragment, `location ${names.unavailable} {`), body(own.replace(/\n {4}/g, "\n"), "location @unavailable {"));
         for (const path of routedPaths) {
             const start = fragment.indexOf(`location ${names.location(path)} {`);
             const location = fragment.slice(start, fragment.indexOf("\n}\n", start));
