@@ -188,6 +188,9 @@ export function servicePaths(service: string) {
     };
 }
 
+/** The model endpoint's own error answers (named locations), which each service's locations there use too. */
+export const endpointErrorLocations = { badRequest: "@sgw_endpoint:bad_request", rateLimited: "@sgw_endpoint:rate_limited" };
+
 /**
  * The model endpoint's pieces on the gateway (one per gateway). `includeDir` is nginx's directory of the
  * library's files; only tests lay it elsewhere. `_` appears in no service name, so no service's file is called
@@ -207,8 +210,7 @@ export function endpointPaths(name: string, includeDir = nginxIncludeDir) {
         /** nginx names: the njs module, the variable that says whether the token is any service's, and the locations. */
         module: "sgw_endpoint",
         tokenVariable: "$sgw_endpoint_token_accepted",
-        badRequest: "@sgw_endpoint:bad_request",
-        rateLimited: "@sgw_endpoint:rate_limited",
+        ...endpointErrorLocations,
     };
 }
 

@@ -1,7 +1,7 @@
 // The model endpoint's host files: its server block and njs script (one per gateway), and each service's
 // locations inside that server block (written with the service's own server block).
 import type { HostFile } from "../host-script/phases";
-import { endpointPaths, endpointServiceLocations, servicePaths } from "../naming";
+import { endpointErrorLocations, endpointPaths, endpointServiceLocations, servicePaths } from "../naming";
 import { render } from "../templates";
 import {
     allowEverything,
@@ -120,7 +120,6 @@ export function endpointFiles(input: EndpointInput): HostFile[] {
 export function endpointServiceText(input: ServerBlockInput, includeDir?: string): string {
     const proxy = serviceProxyContext(input);
     const names = endpointServiceLocations(input.service, includeDir);
-    const endpoint = endpointPaths("", includeDir);
     const allow = input.allow ?? allowEverything;
     const served = (path: string) => allow.exact.includes(path) || allow.prefix.some((p) => path.startsWith(p));
     return render("nginx/endpoint-service.conf.njk", {
@@ -131,7 +130,7 @@ export function endpointServiceText(input: ServerBlockInput, includeDir?: string
             served: served(path),
             zones: proxy.zones.filter((z) => path.startsWith(z.prefix)),
         })),
-        rateLimited: endpoint.rateLimited,
+        rateLimited: endpointErrorLocations.rateLimited,
         unavailable: names.unavailable,
         routerAnswer: proxy.noWorkerAnswer ? names.routerAnswer(proxy.noWorkerAnswer.status) : "",
     });
