@@ -1,7 +1,15 @@
 // Gateway: a host, nginx, optional TLS, and the pinned router install that every service's router uses.
 import * as pulumi from "@pulumi/pulumi";
 import { backendFor, type GatewayHost } from "./backends";
-import { ConfigError, parseGatewaySettings, portSlotProblem, type GatewayArgs, type GatewaySettings } from "./config";
+import {
+    ConfigError,
+    endpointModelProblem,
+    endpointNameProblem,
+    parseGatewaySettings,
+    portSlotProblem,
+    type GatewayArgs,
+    type GatewaySettings,
+} from "./config";
 import { formatIssues } from "./config/errors";
 import { gatewayBaseConf } from "./host-files/gateway";
 import { hostStep, HostScript, type HostFileInput, type ResolvedSshConnection } from "./host-script";
@@ -35,6 +43,7 @@ export class Gateway extends pulumi.ComponentResource {
     /** The gateway's SSH key (secret), read from privateKeyPath if given so. */
     readonly privateKey: pulumi.Output<string>;
     private readonly portSlots = new Map<number, string>();
+    private readonly endpointModels = new Map<string, string>();
 
     constructor(name: string, args: GatewayArgs, opts: pulumi.ComponentResourceOptions = {}) {
         super(gatewayType, name, {}, opts);
@@ -103,5 +112,22 @@ export class Gateway extends pulumi.ComponentResource {
         }
         this.portSlots.set(slot, service.name);
         return slot;
+    }
+
+    /** @internal With a model endpoint, a service takes its model: no other service's, and not the endpoint's name. */
+    claimEndpointModel(service: { name: string; model: string }): void {
+        const endpoint = this.settings.endpoint;
+        if (!endpoint) {
+            return;
+        }
+        const owner = this.endpointModels.get(service.model);
+        const problems = [
+            ...(service.name === endpoint.name ? [endpointNameProblem(endpoint.name, service.name)] : []),
+            ...(owner !== undefined && owner !== service.name ? [endpointModelProblem(service.model, `service ${owner}`)] : []),
+        ];
+        if (problems.length > 0) {
+            throw new ConfigError(formatIssues(problems, service, {}).map((line) => `Service ${service.name}: ${line}`));
+        }
+        this.endpointModels.set(service.model, service.name);
     }
 }

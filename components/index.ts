@@ -2,6 +2,7 @@
 export { Gateway, gatewayType, type GatewayArgs } from "./gateway";
 export { Service, serviceType, type ServiceArgs, type RateLimitArgs } from "./service";
 export { Replica, replicaType, type ReplicaArgs } from "./replica";
+export { ModelEndpoint, modelEndpointType, type ModelEndpointArgs } from "./model-endpoint";
 export {
     ConfigError,
     parseStackConfig,
@@ -15,6 +16,7 @@ export {
     type ServiceSettingsArgs,
     type RouterArgs,
     type TlsArgs,
+    type EndpointArgs,
 } from "./config";
 export { maxReplicas, portSlots } from "./naming";
 export type { AwsGatewayArgs, AwsPlacementArgs, Backend, SshGatewayArgs, SshHostArgs, SshPlacementArgs } from "./backends";

@@ -11,12 +11,13 @@ import {
     type ServiceSettingsArgs,
 } from "./config";
 import type { Gateway } from "./gateway";
-import { serverBlockFile, tlsPaths } from "./host-files/server-block";
+import { endpointServiceText } from "./host-files/endpoint";
+import { serverBlockFile, tlsPaths, type ServerBlockInput } from "./host-files/server-block";
 import { hostStep, HostScript } from "./host-script";
 import { nginxReload, systemdUnitSteps } from "./host-script/steps";
 import { resolveEnv } from "./env";
 import { readKeyFilesOrThrow } from "./keys";
-import { servicePaths, servicePorts, systemUsers, workerUrl, type ServicePorts } from "./naming";
+import { endpointServiceLocations, servicePaths, servicePorts, systemUsers, workerUrl, type ServicePorts } from "./naming";
 import { Replica } from "./replica";
 
 export const serviceType = "sglang-gateway:index:Service";
@@ -86,34 +87,34 @@ export class Service extends pulumi.ComponentResource {
         this.settings = settings;
         this.serviceName = name;
         const slot = gateway.claimPortSlot({ name, portSlot: settings.portSlot });
+        gateway.claimEndpointModel({ name, model: settings.model });
         this.ports = servicePorts(slot);
         const router = gateway.router;
         const routerSettings = gateway.routerSettings;
 
         // With a router the upstream is the router, whatever the replica count; without one it lists the replicas.
         const makeServerBlock = (upstreamServers: pulumi.Output<string[]>, dependsOn: pulumi.Resource[]) => {
-            const file = pulumi.all([gateway.domain, pulumi.output(tokens), upstreamServers]).apply(([domain, tokenValues, upstreams]) =>
-                serverBlockFile({
-                    service: name,
-                    serverName: `${name}.${domain}`,
-                    auth: settings.auth,
-                    tokens: tokenValues,
-                    upstreamServers: upstreams,
-                    allow: router?.inferencePaths,
-                    internalResponseHeaders: router && routerSettings ? router.internalResponseHeaders(routerSettings.version) : [],
-                    noWorkerAnswer:
-                        router && routerSettings
-                            ? settings.pd
-                                ? router.pdNoWorkerAnswer(routerSettings.version)
-                                : router.noWorkerAnswer(routerSettings.version)
-                            : undefined,
-                    servedModel: settings.model,
-                    ...(settings.pd ? { pdReplicas: { prefill: settings.pd.prefill.replicas, decode: settings.pd.decode.replicas } } : {}),
-                    rateLimits: settings.rateLimits,
-                    tls: gateway.tls ? tlsPaths : undefined,
-                    ...(router && processCount === 2 ? { failover: true } : {}),
-                }),
-            );
+            const input = pulumi.all([gateway.domain, pulumi.output(tokens), upstreamServers]).apply(([domain, tokenValues, upstreams]): ServerBlockInput => ({
+                service: name,
+                serverName: `${name}.${domain}`,
+                auth: settings.auth,
+                tokens: tokenValues,
+                upstreamServers: upstreams,
+                allow: router?.inferencePaths,
+                internalResponseHeaders: router && routerSettings ? router.internalResponseHeaders(routerSettings.version) : [],
+                noWorkerAnswer:
+                    router && routerSettings
+                        ? settings.pd
+                            ? router.pdNoWorkerAnswer(routerSettings.version)
+                            : router.noWorkerAnswer(routerSettings.version)
+                        : undefined,
+                servedModel: settings.model,
+                ...(settings.pd ? { pdReplicas: { prefill: settings.pd.prefill.replicas, decode: settings.pd.decode.replicas } } : {}),
+                rateLimits: settings.rateLimits,
+                tls: gateway.tls ? tlsPaths : undefined,
+                ...(router && processCount === 2 ? { failover: true } : {}),
+            }));
+            const file = input.apply(serverBlockFile);
             const content = file.apply((f) => f.content);
             return hostStep(
                 `${name}-server`,
@@ -126,7 +127,13 @@ export class Service extends pulumi.ComponentResource {
                         auth: String(settings.auth),
                         rateLimits: settings.rateLimits.length,
                     },
-                    write: [{ path: servicePaths(name).serverBlock, content: settings.auth ? pulumi.secret(content) : content, mode: "0640" }],
+                    write: [
+                        { path: servicePaths(name).serverBlock, content: settings.auth ? pulumi.secret(content) : content, mode: "0640" },
+                        // Its locations in the model endpoint's server block use its zones, token map and upstream: written with them.
+                        ...(gateway.settings.endpoint
+                            ? [{ path: endpointServiceLocations(name).file, mode: "0644", content: input.apply((i) => endpointServiceText(i)) }]
+                            : []),
+                    ],
                     activate: nginxReload.activate,
                     afterRemove: [nginxReload.afterRemove],
                 },

@@ -4,10 +4,11 @@ import { parseOrThrow } from "./errors";
 import { gatewaySettingsSchema, keyAliases, serviceSettingsSchema, stackSchema, type GatewaySettings, type ServiceSettings, type StackConfig } from "./schema";
 
 export { ConfigError, formatIssues, parseOrThrow, type Problem } from "./errors";
-export { portSlotProblem } from "./checks";
-export { replicaRoles, tokensSchema } from "./schema";
+export { endpointModelProblem, endpointNameProblem, portSlotProblem } from "./checks";
+export { defaultEndpointName, replicaRoles, tokensSchema } from "./schema";
 export { roleSettings, type RoleSettings } from "./roles";
 export type {
+    EndpointArgs,
     GatewayArgs,
     GatewayConfig,
     GatewaySettings,

@@ -108,7 +108,7 @@ export interface ServerBlockInput {
 }
 
 /** The 503 body for a router's "no worker for this model": either cause, and the model this service serves. */
-function noWorkerMessage(service: string, model: string | undefined): string {
+export function noWorkerMessage(service: string, model: string | undefined): string {
     // Shown inside an nginx string: `$` would start a variable, so only plain characters of the name.
     const served = model ? ` model '${model.replace(/[^A-Za-z0-9._/:@+-]/g, "?")}'` : "";
     const message = `service ${service} has no replica ready to serve${served} (scaled to zero, starting, or unhealthy), or the request names another model`;
@@ -119,7 +119,7 @@ function noWorkerMessage(service: string, model: string | undefined): string {
  * The 503 body of a PD service whose router lacks a prefill or a decode worker. nginx cannot read which
  * from the router's answer, so a role scaled to zero is named from the config; otherwise both are suspects.
  */
-function pdNoWorkerMessage(service: string, replicas: { prefill: number; decode: number }): string {
+export function pdNoWorkerMessage(service: string, replicas: { prefill: number; decode: number }): string {
     const missing = (["prefill", "decode"] as const).filter((role) => replicas[role] === 0);
     const message =
         missing.length > 0
