@@ -17,6 +17,7 @@ import { nginxReload, systemdUnitSteps } from "./host-script/steps";
 import { resolveEnv } from "./env";
 import { readKeyFilesOrThrow } from "./keys";
 import { servicePaths, servicePorts, systemUsers, workerUrl, type ServicePorts } from "./naming";
+import type { RouterObservability, ServiceObservability } from "./observability";
 import { Replica } from "./replica";
 
 export const serviceType = "sglang-gateway:index:Service";
@@ -71,6 +72,8 @@ export class Service extends pulumi.ComponentResource {
     /** Beside the routers: adds back workers a router dropped; undefined for a router without one. */
     readonly routerReconcile: HostScript | undefined;
     readonly serverBlock: HostScript;
+    /** Where the service's access log, router logs and router metrics are on the gateway (for operators). */
+    readonly observability: ServiceObservability;
 
     constructor(name: string, args: ServiceArgs, opts: pulumi.ComponentResourceOptions = {}) {
         super(serviceType, name, {}, opts);
@@ -138,6 +141,7 @@ export class Service extends pulumi.ComponentResource {
         let routerReconcile: HostScript | undefined;
         let serverBlock: HostScript | undefined;
         const routerProcesses: HostScript[] = [];
+        const routerObservability: RouterObservability[] = [];
         const processCount = settings.router?.processes ?? routerSettings?.processes ?? 1;
         const extraRouterPorts = processCount === 2 ? [this.ports.secondRouterPort] : [];
         if (router && routerSettings) {
@@ -162,6 +166,11 @@ export class Service extends pulumi.ComponentResource {
                     workerUrls: router.addsWorkersAtRuntime ? [] : Array.from({ length: settings.replicas }, (_, i) => workerUrl(slot, i)),
                 });
                 const unit = systemdUnitSteps(launch.unitName);
+                routerObservability.push({
+                    unit: launch.unitName,
+                    ...(launch.logDir ? { logDir: launch.logDir } : {}),
+                    ...(launch.metricsUrl ? { metricsUrl: launch.metricsUrl } : {}),
+                });
                 routerProcesses.push(
                     hostStep(
                         instance === 1 ? `${name}-router` : `${name}-router-2`,
@@ -213,6 +222,7 @@ export class Service extends pulumi.ComponentResource {
         this.routerProcess = routerProcess;
         this.routerProcesses = routerProcesses;
         this.routerReconcile = routerReconcile;
+        this.observability = { accessLog: servicePaths(name).accessLog, routers: routerObservability };
 
         const replicaOpts = { parent: this, dependsOn: routerProcesses.length > 0 ? routerProcesses : [gateway.setup] };
         const roleEnvs = settings.pd
@@ -255,6 +265,6 @@ export class Service extends pulumi.ComponentResource {
         this.serverBlock = serverBlock ?? makeServerBlock(pulumi.all(this.replicas.map((r) => r.target)), [gateway.setup, ...this.replicas]);
 
         this.url = pulumi.interpolate`${gateway.tls ? "https" : "http"}://${name}.${gateway.domain}`;
-        this.registerOutputs({ url: this.url, replicas: this.replicas.length, routerPort: this.ports.routerPort });
+        this.registerOutputs({ url: this.url, replicas: this.replicas.length, routerPort: this.ports.routerPort, observability: this.observability });
     }
 }
