@@ -2,6 +2,7 @@
 // over SSH (the host key checked as every deploy step checks it), streaming what it prints.
 import { execFileSync } from "child_process";
 import { openSsh, rootShell } from "../../components/host-script/ssh";
+import { shellQuote } from "../../components/templates";
 import { parseArgs, readOutputs, remoteScript, usage, UsageError } from "./remote";
 
 function stackOutputs(stack: string | undefined, cwd: string | undefined): string {
@@ -24,14 +25,18 @@ async function main(argv: string[]): Promise<number> {
         client.end();
         process.exit(130);
     });
+    // Following: on a terminal of its own, so the tails end with the connection (the terminal's hangup ends
+    // them), not at their next line, which may never come. Otherwise the script on standard input.
+    const follow = command.kind === "logs" && command.follow;
+    const shell = rootShell(gateway.user);
     return new Promise((resolve, reject) =>
-        client.exec(rootShell(gateway.user), (err, stream) => {
+        client.exec(follow ? `${shell.replace(/ -s$/, "")} -c ${shellQuote(script)}` : shell, follow ? { pty: true } : {}, (err, stream) => {
             if (err) {
                 client.end();
                 return reject(err);
             }
             // Braces: bash reads the whole script before it runs any of it.
-            stream.end(`{\n${script}\n}\n`);
+            stream.end(follow ? "" : `{\n${script}\n}\n`);
             stream.pipe(process.stdout, { end: false });
             stream.stderr.pipe(process.stderr, { end: false });
             stream.on("close", (code: number | null) => {

@@ -133,7 +133,7 @@ describe("npm run gateway -- logs|metrics", () => {
     it("logs: the access log and every router process's journal; --router or --nginx alone; -f follows both", () => {
         const both = script("logs chat");
         assert.match(both, /tail -n 100 \/var\/log\/nginx\/sglang-gateway-chat\.access\.log/);
-        assert.match(both, /journalctl --no-pager -o short-iso -n 100 -u sglang-gateway-router-chat\.service -u sglang-gateway-router2-chat\.service$/m);
+        assert.match(both, /journalctl --no-pager --all -o short-iso -n 100 -u sglang-gateway-router-chat\.service -u sglang-gateway-router2-chat\.service$/m);
         assert.doesNotMatch(script("logs chat --router"), /tail/);
         assert.doesNotMatch(script("logs chat --nginx -n 5"), /journalctl/);
         assert.match(script("logs chat --nginx -n 5"), /tail -n 5 /);
