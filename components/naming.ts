@@ -174,19 +174,14 @@ export function routerReconcilePaths(service: string) {
     };
 }
 
-/**
- * The nginx log format of every service's access log (defined in the gateway's base conf): one JSON object a
- * line. A name of its own, not the plain `sglang_gateway` of 0.2: during an upgrade the base conf (which keeps
- * the old one) is in place before the server blocks switch, so `nginx -t` passes at every step.
- */
-export const accessLogFormat = "sglang_gateway_json";
-
 /** A service's nginx pieces on the gateway. */
 export function servicePaths(service: string) {
     return {
         serverBlock: `${gatewayPaths.servicesDir}/${service}.conf`,
-        /** Its access log: `accessLogFormat`, with the request id nginx passes to the router as `X-Request-Id`. */
+        /** Its access log: one JSON object a request, with the request id nginx passes to the router as `X-Request-Id`. */
         accessLog: `/var/log/nginx/sglang-gateway-${service}.access.log`,
+        /** The access log's nginx format, defined in the service's own file (the gateway's base conf stays as it is). */
+        accessLogFormat: `sgw_${service.replace(/-/g, "_")}_access`,
         socketDir: `${runDir}/${service}`,
         /** Held by the one replica of the service restarting for a new config; says where a failed roll stopped. */
         rolloutLock: `${runDir}/rollout-${service}`,

@@ -1,7 +1,7 @@
 // Decides what a service's nginx server block contains: locations, rate-limit zones, upstream.
 import type { RateLimit } from "../config";
 import type { HostFile } from "../host-script/phases";
-import { accessLogFormat, gatewayPaths, servicePaths } from "../naming";
+import { gatewayPaths, servicePaths } from "../naming";
 import type { NoWorkerAnswer, PathAllowList } from "../routers";
 import { render } from "../templates";
 
@@ -156,7 +156,7 @@ export function serverBlockText(input: ServerBlockInput): string {
         tokenPatterns: input.tokens.map(tokenPattern),
         authVariable: `$${names.variablePrefix}_authorized`,
         accessLog: input.accessLog ?? names.accessLog,
-        accessLogFormat,
+        accessLogFormat: names.accessLogFormat,
         upstreamName: names.upstreamName,
         upstreamServers: input.upstreamServers,
         zones,

@@ -3,7 +3,6 @@ import { execFileSync, spawn, type ChildProcess } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { accessLogFormat } from "../../components/naming";
 import { render } from "../../components/templates";
 
 export interface NginxSite {
@@ -32,7 +31,7 @@ export function layout(site: NginxSite): string {
         }
     }
     fs.mkdirSync(path.join(dir, "logs"));
-    fs.writeFileSync(path.join(dir, "base.conf"), render("nginx/base.conf.njk", { gatewayName: "test", includeDir: dir, accessLogFormat }));
+    fs.writeFileSync(path.join(dir, "base.conf"), render("nginx/base.conf.njk", { gatewayName: "test", includeDir: dir }));
     fs.writeFileSync(
         path.join(dir, "nginx.conf"),
         [
