@@ -113,12 +113,12 @@ describe("npm run gateway -- logs|metrics", () => {
                             {
                                 unit: "sglang-gateway-router-chat.service",
                                 logDir: "/var/log/sglang-gateway/chat",
-                                metricsUrl: "http://127.0.0.1:10207/metrics",
+                                metricsUrl: "http://127.0.0.1:10507/metrics",
                             },
                             {
                                 unit: "sglang-gateway-router2-chat.service",
                                 logDir: "/var/log/sglang-gateway/chat/second",
-                                metricsUrl: "http://127.0.0.1:10807/metrics",
+                                metricsUrl: "http://127.0.0.1:11107/metrics",
                             },
                         ],
                     },
@@ -147,8 +147,8 @@ describe("npm run gateway -- logs|metrics", () => {
     });
 
     it("metrics: the router's URL on the gateway's loopback, the second process's with --process 2", () => {
-        assert.match(script("metrics chat"), /curl -sS --fail --max-time 10 http:\/\/127\.0\.0\.1:10207\/metrics \|\|/);
-        assert.match(script("metrics chat --process 2"), /http:\/\/127\.0\.0\.1:10807\/metrics/);
+        assert.match(script("metrics chat"), /curl -sS --fail --max-time 10 http:\/\/127\.0\.0\.1:10507\/metrics \|\|/);
+        assert.match(script("metrics chat --process 2"), /http:\/\/127\.0\.0\.1:11107\/metrics/);
         assert.strictEqual(bashSyntax(script("metrics chat")).status, 0);
     });
 
