@@ -10,7 +10,10 @@ function stackOutputs(stack: string | undefined, cwd: string | undefined): strin
     try {
         return execFileSync("pulumi", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
     } catch (err) {
-        const e = err as { stderr?: string; message: string };
+        const e = err as { stderr?: string; message: string; code?: string };
+        if (e.code === "ENOENT") {
+            throw new Error("pulumi is not on the PATH (`source scripts/env.sh` puts this project's there)");
+        }
         throw new Error(`pulumi ${args.join(" ")} failed: ${(e.stderr ?? "").trim() || e.message}`);
     }
 }
