@@ -156,6 +156,8 @@ export function routerPaths(service: string, instance: 1 | 2 = 1) {
          * The directories between the gateway's roots and the start script and state directory: the router's
          * user must search them, whatever umask root created them with.
          */
+        /** The directories only this process's files are in, deepest first: they go with it once empty (the first's after the second's and the reconcile's). */
+        ownDirs: instance === 1 ? [configDir, `${stateDir}/routers/${service}`] : [configDir],
         searchableDirs: [
             `${etcDir}/routers`,
             `${etcDir}/routers/${service}`,

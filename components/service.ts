@@ -13,7 +13,7 @@ import {
 import type { Gateway } from "./gateway";
 import { serverBlockFile, tlsPaths } from "./host-files/server-block";
 import { hostStep, HostScript } from "./host-script";
-import { nginxReload, systemdUnitSteps } from "./host-script/steps";
+import { nginxReload, removeEmptyDirs, systemdUnitSteps } from "./host-script/steps";
 import { resolveEnv } from "./env";
 import { readKeyFilesOrThrow } from "./keys";
 import { servicePaths, servicePorts, systemUsers, workerUrl, type ServicePorts } from "./naming";
@@ -187,7 +187,7 @@ export class Service extends pulumi.ComponentResource {
                             activate: [...launch.prepare, ...unit.activate, ...launch.waitReady],
                             rollBack: unit.rollBack,
                             deactivate: unit.deactivate,
-                            afterRemove: unit.afterRemove,
+                            afterRemove: [...unit.afterRemove, ...(launch.emptyDirs?.length ? [removeEmptyDirs(launch.emptyDirs)] : [])],
                             removePaths: launch.statePaths,
                         },
                         // The second starts after the first: it reads the workers the first's state directory holds.

@@ -92,3 +92,8 @@ export function systemUser(user: string, what: string, options: { gpus?: boolean
 export function searchableDirs(user: string, dirs: string[]): string {
     return render("scripts/searchable-dirs.sh.njk", { user, dirs });
 }
+
+/** Removes each directory (in the order given: deepest first) that is empty; one that still holds anything stays. */
+export function removeEmptyDirs(dirs: string[]): string {
+    return render("scripts/empty-dirs-remove.sh.njk", { dirs });
+}

@@ -127,7 +127,7 @@ describe("e2e many services on one gateway (sandbox, smg): add and remove one wh
             const other = name === "alpha" ? "gamma" : "alpha";
             const refused = await chat({ service: name, token: tokens[other] });
             assert.strictEqual(refused.status, 401, `${name} with ${other}'s token`);
-            const policy = await onHost("gw", `grep -o -- '--policy [a-z_]*' /etc/sglang-gateway/routers/${name}/start.sh`);
+            const policy = await onHost("gw", `grep -o -- '--policy [a-z_]*' /etc/sglang-gateway/routers/${name}/start.sh | sort -u`);
             assert.strictEqual(policy.trim(), `--policy ${policies[name]}`, name);
             assert.strictEqual((await onHost("gw", `systemctl is-active sglang-gateway-router-${name}.service`)).trim(), "active");
         }
@@ -136,7 +136,10 @@ describe("e2e many services on one gateway (sandbox, smg): add and remove one wh
         assert.deepStrictEqual(await thrice("beta"), [200, 200, 429]);
         assert.deepStrictEqual(await thrice("alpha"), [200, 200, 200]);
         // Each router on its own loopback ports.
-        const ports = await onHost("gw", "grep -ho -- '--port [0-9]*\\|--prometheus-port [0-9]*' /etc/sglang-gateway/routers/*/start.sh | sort | uniq -d");
+        const ports = await onHost(
+            "gw",
+            "for f in /etc/sglang-gateway/routers/*/start.sh; do grep -o -- '--port [0-9]*\\|--prometheus-port [0-9]*' $f | sort -u; done | sort | uniq -d",
+        );
         assert.strictEqual(ports.trim(), "", `ports two routers share: ${ports}`);
     });
 
@@ -174,7 +177,10 @@ describe("e2e many services on one gateway (sandbox, smg): add and remove one wh
 
             const gateway = await onHost(
                 "gw",
-                `ls /etc/nginx/sglang-gateway/services/ /etc/sglang-gateway/routers/; systemctl list-units --all --plain --no-legend 'sglang-gateway-router-*' | cut -d' ' -f1`,
+                `ls /etc/nginx/sglang-gateway/services/ /etc/nginx/sglang-gateway/bridges/ /etc/sglang-gateway/routers/ /var/lib/sglang-gateway/routers/ /var/log/sglang-gateway/; ` +
+                    // The tunnels' socket directory in /run stays, empty (tmpfs: gone at the next boot); no socket in it.
+                    `find /run/sglang-gateway -mindepth 2; ` +
+                    `systemctl list-units --all --plain --no-legend 'sglang-gateway-*' | cut -d' ' -f1`,
             );
             if (change.op === "create") {
                 assert.strictEqual((await request("delta", false)).status, 200);
