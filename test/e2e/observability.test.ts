@@ -125,12 +125,15 @@ describe("e2e observability on sandbox hosts (smg, two router processes): reques
         child.stderr.on("data", (d: Buffer) => (output += d.toString()));
         try {
             // The tail has started once the last lines are shown.
-            for (let i = 0; i < 120 && !output.includes("request_id"); i++) await new Promise((r) => setTimeout(r, 250));
+            // Connected once the journal's last lines show (a line written before the tail starts is among its last 10 anyway).
+            for (let i = 0; i < 120 && !output.includes("smg::"); i++) await new Promise((r) => setTimeout(r, 250));
             const id = (await chat({ stream: true })).requestId ?? "none";
-            for (let i = 0; i < 60 && (output.match(new RegExp(id, "g")) ?? []).length < 3; i++) await new Promise((r) => setTimeout(r, 250));
-            assert.ok(output.includes(`"request_id":"${id}"`), `the access log line did not follow: ${output.slice(-2000)}`);
-            const routerLines = output.split("\n").filter((l) => l.includes(`"${id}"`) && l.includes("smg::"));
-            assert.ok(routerLines.length >= 2, `the router's lines did not follow: ${output.slice(-2000)}`);
+            const routerLinesOf = (text: string) => text.split("\n").filter((l) => l.includes(`"${id}"`) && l.includes("smg::"));
+            for (let i = 0; i < 60 && !(output.includes(`"request_id":"${id}"`) && routerLinesOf(output).length >= 2); i++) {
+                await new Promise((r) => setTimeout(r, 250));
+            }
+            assert.ok(output.includes(`"request_id":"${id}"`), `the access log line did not follow: ${output.slice(0, 3000)}`);
+            assert.ok(routerLinesOf(output).length >= 2, `the router's lines did not follow: ${output.slice(-2000)}`);
         } finally {
             process.kill(-(child.pid as number), "SIGINT");
             await new Promise((r) => child.once("exit", r));
