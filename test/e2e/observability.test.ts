@@ -8,7 +8,9 @@ import * as path from "path";
 import type { PulumiProject } from "../helpers/pulumi-cli";
 import { onFreshSandbox, onHost, sandboxState } from "../helpers/sandbox";
 import { sandboxStack } from "../helpers/sandbox-stacks";
-import { chat } from "../helpers/gateway-client";
+import { chat, underLoad } from "../helpers/gateway-client";
+import { pids } from "../helpers/gateway-router";
+import { exportCommit } from "../helpers/previous-release";
 import { portSlot, servicePorts } from "../../components/naming";
 
 const repo = path.resolve(__dirname, "..", "..");
@@ -174,5 +176,45 @@ describe("e2e observability on sandbox hosts (smg, two router processes): reques
         // Nothing but nginx and sshd listens beyond loopback on the gateway.
         const open = await onHost("gw", "ss -Hltnp | awk '$4 !~ /^(127\\.[0-9.]+|\\[::1\\]):/' | grep -vE '\"(nginx|sshd)\"' || true");
         assert.strictEqual(open.trim(), "", `listening beyond loopback: ${open}`);
+    });
+});
+
+/** The commit this feature was built on: the stacks it upgrades write plain access-log lines. */
+const beforeObservability = "9769fd80cf7091359140230ed1583b3474cee2c9";
+
+describe("e2e: upgrading a running stack to the JSON access log and request ids (sandbox, smg)", function () {
+    this.timeout(900000);
+    const stack = onFreshSandbox("e2e-observe-upgrade");
+    let project: PulumiProject;
+    beforeEach(() => (project = stack()));
+    const config = () => sandboxStack({ gateway: "e2e-observe-upgrade", replicas: 2 });
+
+    it("the preview updates the service's server block and (its removal script only) its router; up under load reloads nginx, restarts nothing, fails nothing", async () => {
+        const previous = exportCommit(beforeObservability);
+        try {
+            project.useProgram(path.join(previous.root, "index.ts"));
+            project.setConfig(config());
+            await project.up();
+        } finally {
+            project.useProgram();
+            previous.remove();
+        }
+        // Before: the router's own id (`chatcmpl-…`) reached the client, nginx's went nowhere.
+        assert.doesNotMatch((await chat()).requestId ?? "", /^[0-9a-f]{32}$/);
+        project.setConfig(config());
+        const steps = (await project.previewSteps()).filter((s) => s.op !== "same").map((s) => `${s.op} ${s.urn.split("::").pop()}`);
+        assert.deepStrictEqual(steps.sort(), ["update chat-router", "update chat-server"]);
+
+        const before = await pids();
+        const { answers } = await underLoad(() => project.up());
+        const failed = answers.filter((a) => a.status !== 200);
+        console.log(`      upgrade: ${answers.length} requests, ${failed.length} failed`);
+        assert.deepStrictEqual(failed.slice(0, 5), [], `${failed.length} of ${answers.length} requests failed during the upgrade`);
+        assert.deepStrictEqual(await pids(), before, "the router and nginx's master kept their PIDs (the router's update ran nothing)");
+        const answer = await chat();
+        assert.match(answer.requestId ?? "", /^[0-9a-f]{32}$/);
+        const line = await onHost("gw", `grep -F '"request_id":"${answer.requestId}"' /var/log/nginx/sglang-gateway-chat.access.log`);
+        assert.strictEqual((JSON.parse(line) as { status: string }).status, "200");
+        await project.run(["preview", "--expect-no-changes"]);
     });
 });
