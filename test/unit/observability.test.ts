@@ -63,9 +63,16 @@ describe("observability", () => {
     });
 
     it("Service and Gateway outputs: each service's access log and router processes (unit, log dir, metrics URL), and how to reach the gateway", async () => {
-        pulumi.runtime.setMocks(new RecordingMocks(), "sglang-gateway", "test", false);
+        const mocks = new RecordingMocks();
+        pulumi.runtime.setMocks(mocks, "sglang-gateway", "test", false);
         const { gateway, services } = buildStack(twoServices(), {});
         await settle();
+        // A removed service leaves no empty directory: each router's removal takes its own once empty.
+        const removal = (name: string) => String(mocks.named(name).inputs.delete);
+        assert.match(removal("chat-router"), /rmdir --ignore-fail-on-non-empty \/etc\/sglang-gateway\/routers\/chat\n/);
+        assert.match(removal("chat-router"), /rmdir --ignore-fail-on-non-empty \/var\/lib\/sglang-gateway\/routers\/chat\n/);
+        assert.match(removal("chat-router-2"), /rmdir --ignore-fail-on-non-empty \/etc\/sglang-gateway\/routers\/chat\/second\n/);
+        assert.doesNotMatch(removal("chat-router-2"), /rmdir --ignore-fail-on-non-empty \/etc\/sglang-gateway\/routers\/chat\n/);
         const [chat, embed] = services;
         const chatPorts = chat.ports;
         assert.deepStrictEqual(chat.observability, {
