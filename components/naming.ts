@@ -219,6 +219,12 @@ export function endpointPaths(name: string, includeDir = nginxIncludeDir) {
     };
 }
 
+/**
+ * The model endpoint's JSON access-log format (the services' fields), defined in its own file, which nginx
+ * reads before the services' files; its service field is a variable each service's location sets.
+ */
+export const endpointAccessLog = { format: "sgw_endpoint_access", serviceVariable: "$sgw_endpoint_service" };
+
 /** nginx's JavaScript module, which the model endpoint's script runs in: Debian's and Ubuntu's package of it, and its file. */
 export const njsModule = { package: "libnginx-mod-http-js", modulePath: "/usr/lib/nginx/modules/ngx_http_js_module.so" };
 

@@ -1,17 +1,9 @@
 // The model endpoint's host files: its server block and njs script (one per gateway), and each service's
 // locations inside that server block (written with the service's own server block).
 import type { HostFile } from "../host-script/phases";
-import { endpointErrorLocations, endpointPaths, endpointServiceLocations, servicePaths } from "../naming";
+import { endpointAccessLog, endpointErrorLocations, endpointPaths, endpointServiceLocations, servicePaths } from "../naming";
 import { render } from "../templates";
-import {
-    allowEverything,
-    corsResponseHeaders,
-    headerVariable,
-    noWorkerMessage,
-    pdNoWorkerMessage,
-    rateLimitZones,
-    type ServerBlockInput,
-} from "./server-block";
+import { allowEverything, serviceProxyContext, type ServerBlockInput } from "./server-block";
 
 /** The paths the endpoint routes by the body's `model`; anything else is a service's own endpoint's. */
 export const routedPaths = ["/v1/chat/completions", "/v1/completions", "/generate"] as const;
@@ -38,30 +30,6 @@ export interface EndpointInput {
     httpsPort?: number;
 }
 
-/**
- * How a service's requests are proxied, as its own server block does it (`serverBlockText`): the same values,
- * for its locations in the endpoint. The test of the two renderings side by side fails when they drift apart.
- */
-export function serviceProxyContext(input: ServerBlockInput) {
-    const names = servicePaths(input.service);
-    return {
-        service: input.service,
-        auth: input.auth,
-        authVariable: `$${names.variablePrefix}_authorized`,
-        accessLog: names.accessLog,
-        upstreamName: names.upstreamName,
-        upstreamServers: input.upstreamServers,
-        zones: rateLimitZones(input.service, input.rateLimits),
-        hideHeaders: [...corsResponseHeaders, ...(input.internalResponseHeaders ?? [])],
-        noWorkerAnswer: input.noWorkerAnswer
-            ? { ...input.noWorkerAnswer, variable: headerVariable(input.noWorkerAnswer.header, "$upstream_http_") }
-            : (false as const),
-        noWorkerMessage: input.pdReplicas ? pdNoWorkerMessage(input.service, input.pdReplicas) : noWorkerMessage(input.service, input.servedModel),
-        readTimeoutSeconds: input.readTimeoutSeconds ?? 3600,
-        failover: input.failover ?? false,
-    };
-}
-
 /** The endpoint's server block: the token check before the body is read, the script, and every service's locations. */
 export function endpointServerBlockText(input: EndpointInput): string {
     const paths = endpointPaths(input.name, input.includeDir);
@@ -73,6 +41,11 @@ export function endpointServerBlockText(input: EndpointInput): string {
         httpPort: input.httpPort ?? 80,
         httpsPort: input.httpsPort ?? 443,
         accessLog: paths.accessLog,
+        accessLogFormat: endpointAccessLog.format,
+        // The JSON log's `service` field: each service's location sets its own; what the endpoint answers itself
+        // (401, 404, a bad body) says the endpoint.
+        service: endpointAccessLog.serviceVariable,
+        endpointLabel: `${input.name} endpoint`,
         maxBodySize: endpointMaxBodySize,
         module: paths.module,
         script: paths.script,
@@ -124,6 +97,9 @@ export function endpointServiceText(input: ServerBlockInput, includeDir?: string
     const served = (path: string) => allow.exact.includes(path) || allow.prefix.some((p) => path.startsWith(p));
     return render("nginx/endpoint-service.conf.njk", {
         ...proxy,
+        // The service's log file, in the endpoint's format (the service's own is defined after the endpoint's file).
+        accessLogFormat: endpointAccessLog.format,
+        logServiceVariable: endpointAccessLog.serviceVariable,
         locations: routedPaths.map((path) => ({
             name: names.location(path),
             // A path the service's own endpoint refuses (its router serves no such path) answers as there.

@@ -141,34 +141,46 @@ export function tokenPattern(token: string): string {
     return `~^[Bb][Ee][Aa][Rr][Ee][Rr] +${token.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`;
 }
 
-/** The nginx text of a service: `http` context (zones, token map, upstream) and its server block. */
-export function serverBlockText(input: ServerBlockInput): string {
-    if (input.auth && input.tokens.length === 0) {
-        throw new Error(`service ${input.service}: auth is on but no token was given (tokens)`);
-    }
-    const zones = rateLimitZones(input.service, input.rateLimits);
-    const allow = input.allow ?? allowEverything;
+/**
+ * How a service's requests are proxied: its token check, zones, log, upstream, hidden headers and error
+ * answers. Its own server block and its locations in the model endpoint render from this one context.
+ */
+export function serviceProxyContext(input: ServerBlockInput) {
     const names = servicePaths(input.service);
-    return render("nginx/service.conf.njk", {
+    return {
         service: input.service,
-        serverName: input.serverName,
         auth: input.auth,
-        tokenPatterns: input.tokens.map(tokenPattern),
         authVariable: `$${names.variablePrefix}_authorized`,
         accessLog: input.accessLog ?? names.accessLog,
         accessLogFormat: names.accessLogFormat,
         upstreamName: names.upstreamName,
         upstreamServers: input.upstreamServers,
-        zones,
-        locations: planLocations(allow, zones),
-        denyOtherPaths: !allow.prefix.includes("/"),
-        tls: input.tls ?? false,
+        zones: rateLimitZones(input.service, input.rateLimits),
         // The router's echo of the request id: nginx adds its own on every answer.
         hideHeaders: [...corsResponseHeaders, requestIdHeader, ...(input.internalResponseHeaders ?? [])],
-        noWorkerAnswer: input.noWorkerAnswer ? { ...input.noWorkerAnswer, variable: headerVariable(input.noWorkerAnswer.header, "$upstream_http_") } : false,
+        noWorkerAnswer: input.noWorkerAnswer
+            ? { ...input.noWorkerAnswer, variable: headerVariable(input.noWorkerAnswer.header, "$upstream_http_") }
+            : (false as const),
         noWorkerMessage: input.pdReplicas ? pdNoWorkerMessage(input.service, input.pdReplicas) : noWorkerMessage(input.service, input.servedModel),
         readTimeoutSeconds: input.readTimeoutSeconds ?? 3600,
         failover: input.failover ?? false,
+    };
+}
+
+/** The nginx text of a service: `http` context (zones, token map, upstream) and its server block. */
+export function serverBlockText(input: ServerBlockInput): string {
+    if (input.auth && input.tokens.length === 0) {
+        throw new Error(`service ${input.service}: auth is on but no token was given (tokens)`);
+    }
+    const proxy = serviceProxyContext(input);
+    const allow = input.allow ?? allowEverything;
+    return render("nginx/service.conf.njk", {
+        ...proxy,
+        serverName: input.serverName,
+        tokenPatterns: input.tokens.map(tokenPattern),
+        locations: planLocations(allow, proxy.zones),
+        denyOtherPaths: !allow.prefix.includes("/"),
+        tls: input.tls ?? false,
         httpPort: input.httpPort ?? 80,
         httpsPort: input.httpsPort ?? 443,
     });

@@ -2,6 +2,8 @@
 // routing by model, tokens per service, shared rate limits, OpenAI's error shapes, streaming, /v1/models.
 import * as assert from "assert";
 import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import * as http from "http";
 import { endpointFiles, endpointServiceText, routedPaths, type EndpointService } from "../../components/host-files/endpoint";
 import { serverBlockText, type ServerBlockInput } from "../../components/host-files/server-block";
@@ -100,13 +102,14 @@ describe("model endpoint under the real nginx (njs)", function () {
     });
     after(() => Promise.all([workerA, workerB, workerC].map((w) => w?.stop())));
 
-    async function serve(options: { limitA?: boolean; withOpen?: boolean; only?: "chat"; emptyB?: boolean } = {}) {
+    async function serve(options: { limitA?: boolean; withOpen?: boolean; only?: "chat"; emptyB?: boolean; chatLog?: string } = {}) {
         const port = await freePort();
         const services = [
             {
                 model: "model-a",
                 input: serviceInput("chat", workerA, {
                     tokens: [tokenA],
+                    ...(options.chatLog ? { accessLog: options.chatLog } : {}),
                     rateLimits: options.limitA ? [{ prefix: "/v1/", rps: 1 / 60, burst: 1, key: "ip" as const }] : [],
                 }),
             },
@@ -120,8 +123,24 @@ describe("model endpoint under the real nginx (njs)", function () {
     }
 
     it("routes each model to its service's worker, with that service's token, for every routed path", async () => {
-        const { nginx, port } = await serve();
+        const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "sgw-endpoint-log-"));
+        const chatLog = path.join(logDir, "chat.access.log");
+        const { nginx, port } = await serve({ chatLog });
         try {
+            // nginx's request id in the answer, in the service's JSON access log (as the service's), and to the worker.
+            const answer = await request(port, "/v1/chat/completions", { token: tokenA, body: chat("model-a") });
+            const id = String(answer.headers["x-request-id"]);
+            assert.match(id, /^[0-9a-f]{32}$/);
+            const line = fs
+                .readFileSync(chatLog, "utf8")
+                .split("\n")
+                .find((l) => l.includes(id));
+            assert.ok(line, `no line with ${id} in the chat service's log`);
+            assert.deepStrictEqual((({ service, status, host }) => ({ service, status, host }))(JSON.parse(line) as Record<string, string>), {
+                service: "chat",
+                status: "200",
+                host: "api.example.com",
+            });
             for (const [model, token, worker] of [
                 ["model-a", tokenA, "chat-0"],
                 ["model-b", tokenB, "code-0"],
@@ -142,6 +161,7 @@ describe("model endpoint under the real nginx (njs)", function () {
             }
         } finally {
             await nginx.stop();
+            fs.rmSync(logDir, { recursive: true, force: true });
         }
     });
 
