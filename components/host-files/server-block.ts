@@ -86,7 +86,11 @@ export interface ServerBlockInput {
     /** Paths passed upstream; undefined passes everything (no router). */
     allow?: PathAllowList;
     rateLimits: RateLimit[];
-    tls?: { certificatePath: string; privateKeyPath: string };
+    /**
+     * HTTPS with this certificate. `httpElsewhere`: the gateway's port-80 server answers HTTP for this name (ACME
+     * challenges, then the redirect), so the block listens on HTTPS only; else it redirects HTTP itself.
+     */
+    tls?: { certificatePath: string; privateKeyPath: string; httpElsewhere?: boolean };
     /** Response headers of the router that never reach a client (worker addresses, internal error codes). */
     internalResponseHeaders?: readonly string[];
     /** The router's answer for "no worker", turned into the gateway's 503. */
@@ -156,7 +160,7 @@ export function serverBlockText(input: ServerBlockInput): string {
         zones,
         locations: planLocations(allow, zones),
         denyOtherPaths: !allow.prefix.includes("/"),
-        tls: input.tls ?? false,
+        tls: input.tls ? { ...input.tls, httpElsewhere: input.tls.httpElsewhere ?? false } : false,
         hideHeaders: [...corsResponseHeaders, ...(input.internalResponseHeaders ?? [])],
         noWorkerAnswer: input.noWorkerAnswer ? { ...input.noWorkerAnswer, variable: headerVariable(input.noWorkerAnswer.header, "$upstream_http_") } : false,
         noWorkerMessage: input.pdReplicas ? pdNoWorkerMessage(input.service, input.pdReplicas) : noWorkerMessage(input.service, input.servedModel),
