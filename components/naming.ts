@@ -173,6 +173,8 @@ export function acmeCertificatePaths(service: string) {
         certName: service,
         certificatePath: `${live}/fullchain.pem`,
         privateKeyPath: `${live}/privkey.pem`,
+        /** certbot's renewal settings of the lineage: the ACME server it came from, among others. */
+        renewalConf: `${acmePaths.configDir}/renewal/${service}.conf`,
         /** Everything certbot keeps of the lineage: removed with the service. */
         lineage: [live, `${acmePaths.configDir}/archive/${service}`, `${acmePaths.configDir}/renewal/${service}.conf`],
     };

@@ -120,6 +120,7 @@ export function acmeCertificateStep(service: string, serverName: pulumi.Input<st
                     webroot: acmePaths.webroot,
                     logsDir: acmePaths.logsDir,
                     certName: paths.certName,
+                    renewalConf: paths.renewalConf,
                     serverName: name,
                     reload: acmeReload,
                 }),

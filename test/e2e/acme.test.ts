@@ -23,7 +23,7 @@ function acmeStack(pebble: PebbleServer, services: { name: string; replicas?: nu
     return {
         gateway: {
             type: "gateway",
-            name: "acme",
+            name: "secure",
             backend: "ssh",
             host: state.hosts.gw.address,
             privateKeyPath: state.privateKeyPath,

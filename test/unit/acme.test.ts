@@ -313,6 +313,7 @@ describe("ACME certificates", () => {
                 webroot: "/var/lib/sglang-gateway/acme/webroot",
                 logsDir: "/var/log/sglang-gateway/acme",
                 certName: "bad",
+                renewalConf: path.join(dir, "bad.conf"),
                 serverName: "bad.sandbox.test",
                 reload: "nginx -t -q && systemctl reload nginx",
             });
@@ -342,6 +343,18 @@ describe("ACME certificates", () => {
             const result = runScript(certificateScript(standInCertbot(dir)), { CALLS: path.join(dir, "calls"), ANSWERS: dir });
             assert.strictEqual(result.status, 0, result.stderr);
             assert.strictEqual(result.stderr, "");
+        });
+
+        it("a certificate another ACME server issued (the config's server changed) is replaced now, not at its renewal", () => {
+            answer("certonly", "", 0);
+            const env = { CALLS: path.join(dir, "calls"), ANSWERS: dir };
+            fs.writeFileSync(path.join(dir, "bad.conf"), "version = 5.8.0\n[renewalparams]\nserver = https://10.213.7.1:14000/dir\n");
+            runScript(certificateScript(standInCertbot(dir)), env);
+            fs.writeFileSync(path.join(dir, "bad.conf"), "version = 5.8.0\n[renewalparams]\nserver = https://acme-staging-v02.api.letsencrypt.org/directory\n");
+            runScript(certificateScript(standInCertbot(dir)), env);
+            const [same, other] = fs.readFileSync(env.CALLS, "utf8").trim().split("\n");
+            assert.doesNotMatch(same, /--force-renewal/);
+            assert.match(other, /--force-renewal$/);
         });
 
         const accountScript = (certbot: string, email: string) =>
