@@ -15,6 +15,10 @@ export {
     type ServiceSettingsArgs,
     type RouterArgs,
     type TlsArgs,
+    isPublicDomain,
+    type AcmeArgs,
+    type CertificateArgs,
+    type CertificateSource,
 } from "./config";
 export { maxReplicas, portSlots } from "./naming";
 export type { AwsGatewayArgs, AwsPlacementArgs, Backend, SshGatewayArgs, SshHostArgs, SshPlacementArgs } from "./backends";
