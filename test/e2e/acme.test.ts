@@ -86,7 +86,7 @@ describe("e2e: certificates from an ACME server (Pebble) per service, renewed on
     });
     beforeEach(() => (project = stack()));
     afterEach(function () {
-        if (this.currentTest?.state === "failed") console.log(`--- pebble and challtestsrv ---\n${pebble.logs()}`);
+        if (this.currentTest?.state === "failed") console.log(`--- pebble and challtestsrv ---\n${pebble?.logs()}`);
     });
 
     it("two services get a certificate each over HTTP-01; HTTPS serves chains that verify against Pebble's root; HTTP redirects", async () => {
