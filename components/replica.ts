@@ -12,6 +12,7 @@ import {
     nginxReload,
     rolloutScripts,
     searchableDirs,
+    sshHostKeyScan,
     systemdUnitSteps,
     systemUser,
     waitForModelServer,
@@ -180,6 +181,7 @@ export class Replica extends pulumi.ComponentResource {
             this.target = directTarget;
         } else if (reach.mode === "tunnel") {
             const tunnelSteps = systemdUnitSteps(paths.tunnelUnit);
+            const learnsKey = reach.hostKey === undefined;
             this.tunnel = hostStep(
                 `${name}-tunnel`,
                 {
@@ -195,10 +197,10 @@ export class Replica extends pulumi.ComponentResource {
                             path: tunnelUnitFile({ service, index, host: "", port: 0, user: "", remotePort: 0 }).path,
                             mode: "0644",
                             content: pulumi
-                                // A key given in config is pinned in the unit (strict). A learned one is not taken from the
-                                // process step: dynamic providers cannot keep its output known in a preview, so every
-                                // process update would show this tunnel as changed. Such a tunnel learns the key on its
-                                // first connection (accept-new) and refuses any other afterwards.
+                                // The unit pins the replica host's key: the one given in config, else the one this step
+                                // learns on the gateway at create and keeps in its own state. (Not the process step's pin:
+                                // dynamic providers cannot keep its output known in a preview, so every process update
+                                // would show this tunnel as changed.)
                                 .all([reach.host, reach.port, reach.user, reach.hostKey])
                                 .apply(
                                     ([host, port, user, hostKey]) =>
@@ -206,6 +208,17 @@ export class Replica extends pulumi.ComponentResource {
                                 ),
                         },
                     ],
+                    ...(learnsKey
+                        ? {
+                              learnHostKey: pulumi
+                                  .all([reach.host, reach.port])
+                                  .apply(([host, port]) => ({ target: `${host}:${port}`, script: sshHostKeyScan(host, port) })),
+                              // A tunnel restart (its unit changed: a new remote port, or the pin on an upgrade) rolls
+                              // like a model server's: out of the router, drained, restarted, back in. Not with a key
+                              // from config: such a tunnel may need its new key before the process step's roll can rejoin.
+                              aroundUpdate,
+                          }
+                        : {}),
                     activate: [...tunnelSteps.activate, waitForSocket(paths.socket, `tunnel to ${service} replica ${index}`, paths.tunnelUnit)],
                     rollBack: tunnelSteps.rollBack,
                     // Without a router the server block's reload retired nginx workers earlier; let them finish first.
@@ -217,7 +230,7 @@ export class Replica extends pulumi.ComponentResource {
                 },
                 // Not after the process when the host key is given in config: a rolling restart's rejoin then
                 // waits for this tunnel, which must be free to restart meanwhile (a new key).
-                { parent: this, dependsOn: reach.hostKey === undefined ? [this.process] : [] },
+                { parent: this, dependsOn: learnsKey ? [this.process] : [] },
             );
             this.target = pulumi.output(`unix:${paths.socket}`);
         } else {

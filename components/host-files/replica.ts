@@ -1,6 +1,7 @@
 // The host files of one replica, as pure functions of plain values: its process (run script,
 // environment, unit) on its host, and on the gateway its tunnel unit and its bridge.
 import type { HostFile } from "../host-script/phases";
+import { learnedHostKeyMarker } from "../host-script/provider";
 import { hostPaths, replicaPaths, servicePaths, systemUsers, unitFile } from "../naming";
 import { render } from "../templates";
 
@@ -118,7 +119,11 @@ export interface TunnelInput {
     user: string;
     /** The model server's port on the replica host's loopback. */
     remotePort: number;
-    /** The replica host's SSH key (`ssh-ed25519 AAAA…`): the tunnel accepts no other. Absent: learned on first connect (accept-new). */
+    /**
+     * The replica host's SSH key (`ssh-ed25519 AAAA…`) given in config. Absent: the key the tunnel's step
+     * learns on the gateway at create (the file holds a marker until the step puts the key in its place).
+     * Either way the tunnel accepts no other.
+     */
     hostKey?: string;
 }
 
@@ -147,17 +152,18 @@ export function tunnelUnitFile(input: TunnelInput): HostFile {
     };
 }
 
-/** The known_hosts line of a pinned replica host (`[host]:port type base64`); "" when none is pinned. */
+/** The known_hosts line of the replica host (`[host]:port type base64`), the key given or the learned key's marker. */
 function knownHostsLine(input: TunnelInput): string {
+    const hostPart = input.port === 22 ? input.host : `[${input.host}]:${input.port}`;
     if (!input.hostKey) {
-        return "";
+        return `${hostPart} ${learnedHostKeyMarker}`;
     }
     const [type, blob] = input.hostKey.trim().split(/\s+/);
     const key = `${type} ${blob ?? ""}`;
     if (!hostKeyLine.test(key)) {
         throw new Error(`tunnel to ${input.service} replica ${input.index}: ${JSON.stringify(input.hostKey.slice(0, 80))} is not an SSH host key line`);
     }
-    return `${input.port === 22 ? input.host : `[${input.host}]:${input.port}`} ${key}`;
+    return `${hostPart} ${key}`;
 }
 
 /** The tunnel's key on the gateway (0600, one line ending in a newline). */

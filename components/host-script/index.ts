@@ -4,7 +4,15 @@ import { applyScript, removeScript, type HostFile, type HostStepPhases } from ".
 import { HostScript, type SshConnection } from "./provider";
 
 export { applyScript, removeScript, type HostFile, type HostStepPhases } from "./phases";
-export { HostScript, hostScriptProvider, type HostScriptInputs, type ResolvedSshConnection, type SshConnection, type StepSummary } from "./provider";
+export {
+    HostScript,
+    hostScriptProvider,
+    learnedHostKeyMarker,
+    type HostScriptInputs,
+    type ResolvedSshConnection,
+    type SshConnection,
+    type StepSummary,
+} from "./provider";
 
 /** A HostFile whose content may be known only at deploy time (a secret, an address). */
 export type HostFileInput = Omit<HostFile, "content"> & { content: pulumi.Input<string> };
@@ -18,6 +26,8 @@ export interface HostStepArgs extends Omit<HostStepPhases, "write" | "activate">
     summary?: pulumi.Input<Record<string, pulumi.Input<string | number>>>;
     /** A rolling restart: scripts on another host around an update (see HostScriptInputs). */
     aroundUpdate?: pulumi.Input<{ connection: pulumi.Input<SshConnection>; before: pulumi.Input<string>; after: pulumi.Input<string> }>;
+    /** Another SSH server the step's files trust: its key is learned on the step's host (see HostScriptInputs). */
+    learnHostKey?: pulumi.Input<{ target: pulumi.Input<string>; script: pulumi.Input<string> }>;
 }
 
 /** One remote step: its create script writes and activates, its delete script undoes it. */
@@ -35,6 +45,7 @@ export function hostStep(name: string, args: HostStepArgs, opts: pulumi.CustomRe
             delete: removeScript(args),
             summary: args.summary,
             aroundUpdate: args.aroundUpdate,
+            ...(args.learnHostKey ? { learnHostKey: args.learnHostKey } : {}),
         },
         opts,
     );

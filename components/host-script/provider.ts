@@ -26,6 +26,13 @@ export interface SshConnection {
 /** An SSH connection with every value known. */
 export type ResolvedSshConnection = pulumi.Unwrap<SshConnection>;
 
+// Where a create script takes the host key its step learned (`learnHostKey`): replaced before the script runs.
+// The provider's functions read this module-local name, never the export: the serializer would capture the
+// module's whole exports object, the provider among them, and store it unassigned.
+const learnedKeyMarker = "@SGLANG_GATEWAY_LEARNED_HOST_KEY@";
+/** Where a create script takes the host key its step learned (`learnHostKey`): replaced before the script runs. */
+export const learnedHostKeyMarker = learnedKeyMarker;
+
 /** What a reviewer reads in a preview instead of the scripts: the step's facts (host, ports, worker URL). */
 export type StepSummary = Record<string, string | number>;
 
@@ -48,6 +55,16 @@ export interface HostScriptInputs {
     aroundUpdate?: { connection: SshTarget; before: string; after: string };
     /** Output: the host key the host presented, pinned at first contact; later connections must see it again. */
     hostKey?: string;
+    /**
+     * Another SSH server this step's script makes its host trust (a tunnel's replica host, as the gateway
+     * reaches it). At create, and whenever `target` changes, `script` runs on this step's host and prints
+     * the key that server presents there (`<type> <base64>`); from then on the key takes the place of
+     * `learnedHostKeyMarker` in the create script. Kept in this step's own state: no other step reads it,
+     * so a preview never shows a change it could not know.
+     */
+    learnHostKey?: { target: string; script: string };
+    /** Output: the key learned for `learnHostKey.target`. */
+    learnedHostKey?: { target: string; key: string };
 }
 
 /** The key a connection must see: the one given (config, or another step's pin), else this step's own pin. */
@@ -73,12 +90,46 @@ async function runOnHost(connection: SshTarget, script: string, what: string, ar
     }
 }
 
+/** The key `learn.script` prints on the step's host: the one `learnedHostKeyMarker` stands for. */
+async function learnHostKey(connection: SshTarget, learn: { target: string; script: string }): Promise<{ target: string; key: string }> {
+    const client = await openSsh(connection);
+    try {
+        const result = await runScript(client, connection.user, learn.script);
+        const key = result.stdout.trim();
+        if (result.code !== 0 || !/^[a-z0-9@.-]+ [A-Za-z0-9+/]+={0,3}$/.test(key)) {
+            throw new Error(
+                `${connection.host} could not read the SSH host key of ${learn.target} (exit ${result.code}): ${(result.stderr.trim() || key).slice(-1000)}`,
+            );
+        }
+        return { target: learn.target, key };
+    } finally {
+        client.end();
+    }
+}
+
+function takesLearnedKey(script: string): boolean {
+    return script.includes(learnedKeyMarker);
+}
+
+/** The script as it runs: the learned key in place of its marker. */
+function withLearnedKey(script: string, learned: { key: string } | undefined): string {
+    const marker = learnedKeyMarker;
+    if (!takesLearnedKey(script)) {
+        return script;
+    }
+    if (!learned) {
+        throw new Error("a script takes a learned host key, but its step has no learnHostKey");
+    }
+    return script.split(marker).join(learned.key);
+}
+
 /** The dynamic provider behind HostScript; exported so tests call its methods directly. */
 export const hostScriptProvider: pulumi.dynamic.ResourceProvider = {
     async create(inputs: HostScriptInputs) {
-        const hostKey = await runOnHost(inputs.connection, inputs.create, inputs.description);
+        const learned = inputs.learnHostKey && takesLearnedKey(inputs.create) ? await learnHostKey(inputs.connection, inputs.learnHostKey) : undefined;
+        const hostKey = await runOnHost(inputs.connection, withLearnedKey(inputs.create, learned), inputs.description);
         const crypto: typeof import("crypto") = require("crypto");
-        return { id: crypto.randomUUID(), outs: { ...inputs, ...(hostKey ? { hostKey } : {}) } };
+        return { id: crypto.randomUUID(), outs: { ...inputs, ...(hostKey ? { hostKey } : {}), ...(learned ? { learnedHostKey: learned } : {}) } };
     },
 
     async diff(_id: string, olds: HostScriptInputs, news: HostScriptInputs) {
@@ -103,18 +154,23 @@ export const hostScriptProvider: pulumi.dynamic.ResourceProvider = {
         const connection = pinned(news.connection, olds.hostKey);
         // A pin is learned at create; a step from before pins (older state) keeps none, so no step that
         // uses the pin (a tunnel) changes behind a preview that could not show it.
-        const outs = { ...news, ...(connection.hostKey === undefined ? {} : { hostKey: connection.hostKey }) };
+        const pins = { ...news, ...(connection.hostKey === undefined ? {} : { hostKey: connection.hostKey }) };
+        // The key learned for the same server stays; another server (or a step from before learning) learns now.
+        const kept = news.learnHostKey && olds.learnedHostKey?.target === news.learnHostKey.target ? olds.learnedHostKey : undefined;
         if (olds.create === news.create) {
-            return { outs };
+            return { outs: { ...pins, ...(kept ? { learnedHostKey: kept } : {}) } };
         }
+        const learned = kept ?? (news.learnHostKey && takesLearnedKey(news.create) ? await learnHostKey(connection, news.learnHostKey) : undefined);
+        const outs = { ...pins, ...(learned ? { learnedHostKey: learned } : {}) };
+        const script = withLearnedKey(news.create, learned);
         const around = news.aroundUpdate;
         if (!around) {
-            await runOnHost(connection, news.create, news.description);
+            await runOnHost(connection, script, news.description);
             return { outs };
         }
         await runOnHost(around.connection, around.before, `taking ${news.description} out of service`);
         try {
-            await runOnHost(connection, news.create, news.description);
+            await runOnHost(connection, script, news.description);
         } catch (err) {
             // The step restored its previous files: back into service with them, and the roll stops here.
             await runOnHost(around.connection, around.after, `putting ${news.description} back into service`, ["restored"]).catch(() => undefined);
@@ -158,6 +214,8 @@ export class HostScript extends pulumi.dynamic.Resource {
     declare readonly connection: pulumi.Output<SshTarget>;
     /** The host key the host presented at this step's first contact (`ssh-ed25519 AAAA…`): later steps pin it. */
     declare readonly hostKey: pulumi.Output<string | undefined>;
+    /** The key learned for `learnHostKey` (see HostScriptInputs). */
+    declare readonly learnedHostKey: pulumi.Output<{ target: string; key: string } | undefined>;
 
     constructor(
         name: string,
@@ -168,6 +226,7 @@ export class HostScript extends pulumi.dynamic.Resource {
             delete: pulumi.Input<string>;
             summary?: pulumi.Input<Record<string, pulumi.Input<string | number>>>;
             aroundUpdate?: pulumi.Input<{ connection: pulumi.Input<SshConnection>; before: pulumi.Input<string>; after: pulumi.Input<string> }>;
+            learnHostKey?: pulumi.Input<{ target: pulumi.Input<string>; script: pulumi.Input<string> }>;
         },
         opts: pulumi.CustomResourceOptions,
     ) {
@@ -184,6 +243,7 @@ export class HostScript extends pulumi.dynamic.Resource {
                 create: pulumi.secret(args.create),
                 delete: pulumi.secret(args.delete),
                 hostKey: undefined,
+                ...(args.learnHostKey ? { learnHostKey: args.learnHostKey, learnedHostKey: undefined } : {}),
                 ...(args.aroundUpdate
                     ? {
                           aroundUpdate: pulumi.secret(

@@ -92,3 +92,8 @@ export function systemUser(user: string, what: string, options: { gpus?: boolean
 export function searchableDirs(user: string, dirs: string[]): string {
     return render("scripts/searchable-dirs.sh.njk", { user, dirs });
 }
+
+/** Prints the SSH host key `host:port` presents to the host this runs on (`<type> <base64>`), for a step to learn it. */
+export function sshHostKeyScan(host: string, port: number): string {
+    return render("scripts/ssh-host-key.sh.njk", { host, port });
+}

@@ -1,5 +1,5 @@
 // End to end on real hosts: SSH host keys are pinned at first contact. The gateway's tunnels accept only
-// the pinned key; a replica host that comes back with another key makes `pulumi up` fail naming it, and
+// the pinned key (given in config, or learned by the tunnel's step on the gateway); a replica host that comes back with another key makes `pulumi up` fail naming it, and
 // its tunnel stops; giving the new key in config (hosts[i].hostKey) is how a user accepts it.
 import * as assert from "assert";
 import type { PulumiProject } from "../helpers/pulumi-cli";
@@ -23,17 +23,18 @@ describe("e2e SSH host keys on sandbox hosts: pinned at first contact, a changed
     };
     beforeEach(() => (project = stack()));
 
-    it("a key given in config makes its tunnel strict; a learned one is kept by the tunnel's first connection", async () => {
+    it("a tunnel pins its replica host's key: the one given in config, else the one its step learned on the gateway", async () => {
         r1Key = (await onHost("r1", "cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub")).trim();
         project.setConfig(config({ GENERATION: "1" }, undefined, r1Key));
         await project.up();
         const strict = await onHost("gw", `systemctl cat ${tunnelUnit(0)}`);
         assert.match(strict, /StrictHostKeyChecking=yes/);
         assert.ok(strict.includes(`${sandboxState().hosts.r1.address} ${r1Key}`), "the tunnel to r1 pins its configured key");
-        const learning = await onHost("gw", `systemctl cat ${tunnelUnit(1)}; cat /etc/sglang-gateway/keys/chat-replica-1.known_hosts`);
-        assert.match(learning, /StrictHostKeyChecking=accept-new/);
-        const r2Key = (await onHost("r2", "cut -d' ' -f2 /etc/ssh/ssh_host_ed25519_key.pub")).trim();
-        assert.ok(learning.includes(r2Key), "the tunnel to r2 kept the key it met first");
+        const learned = await onHost("gw", `systemctl cat ${tunnelUnit(1)}; cat /etc/sglang-gateway/keys/chat-replica-1.known_hosts`);
+        assert.match(learned, /StrictHostKeyChecking=yes/);
+        assert.doesNotMatch(learned, /accept-new|SGLANG_GATEWAY_LEARNED_HOST_KEY/);
+        const r2Key = (await onHost("r2", "cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub")).trim();
+        assert.ok(learned.includes(`echo '${sandboxState().hosts.r2.address} ${r2Key}' >`), "the tunnel to r2 pins the key its step learned");
         assert.strictEqual((await answeringWorkers(4)).length, 2);
     });
 

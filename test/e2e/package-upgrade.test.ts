@@ -127,8 +127,10 @@ describe("e2e the packed package in a user's own program: deployed with 0.2.0, u
             "create chat-router-reconcile",
             "update chat-replica-0-bridge",
             "update chat-replica-0-process",
+            "update chat-replica-0-tunnel",
             "update chat-replica-1-bridge",
             "update chat-replica-1-process",
+            "update chat-replica-1-tunnel",
             "update chat-router",
             "update e2e-pkg-setup",
         ]);

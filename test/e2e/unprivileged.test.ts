@@ -162,8 +162,10 @@ describe("e2e unprivileged processes on sandbox hosts: routers and model servers
             // Their removal script only (each removal drains on its own list of nginx workers): nothing runs on the hosts.
             "update chat-replica-0-bridge",
             "update chat-replica-0-process",
+            "update chat-replica-0-tunnel",
             "update chat-replica-1-bridge",
             "update chat-replica-1-process",
+            "update chat-replica-1-tunnel",
             "update chat-router",
             `update ${gateway}-setup`,
         ]);
@@ -175,7 +177,11 @@ describe("e2e unprivileged processes on sandbox hosts: routers and model servers
         const started = Date.now();
         const { result, answers } = await underLoad(() => project.up());
         const seconds = (Date.now() - started) / 1000;
-        assert.match(result.stdout, /^\s*~ 6 updated$/m, "the setup, the router, two model servers and (their removal script) two bridges");
+        assert.match(
+            result.stdout,
+            /^\s*~ 8 updated$/m,
+            "the setup, the router, two model servers, two tunnels (their pinned key) and (their removal script) two bridges",
+        );
         assert.match(result.stdout, /^\s*\+ 1 created$/m, "the reconcile beside the router");
         assert.doesNotMatch(result.stdout, /replaced|deleted/, "nothing replaced or deleted");
         const starts = async (host: SandboxHost, unit: string) =>
@@ -183,17 +189,21 @@ describe("e2e unprivileged processes on sandbox hosts: routers and model servers
         assert.strictEqual(await starts("gw", routerUnit), 1, "the router restarted once");
         assert.strictEqual(await starts("r1", replicaUnit(0)), 1, "replica 0 restarted once");
         assert.strictEqual(await starts("r2", replicaUnit(1)), 1, "replica 1 restarted once");
-        // Rolling: each model server leaves the router, restarts, and is back before the next one leaves.
+        // Rolling: each replica leaves the router, restarts, and is back before the next one leaves; each twice
+        // (its model server, then its tunnel, in whatever order the replicas take the lock).
         const log = (await onHost("gw", `journalctl -t sglang-gateway-rollout --since '${since}' -o cat --no-pager`)).split("\n").filter((l) => l !== "");
-        const events = log.map((l) => /chat: (chat replica \d) (leaves|is out|is back)/.exec(l)?.slice(1, 3).join(" ")).filter((e) => e !== undefined);
-        assert.deepStrictEqual(events, [
-            "chat replica 0 leaves",
-            "chat replica 0 is out",
-            "chat replica 0 is back",
-            "chat replica 1 leaves",
-            "chat replica 1 is out",
-            "chat replica 1 is back",
-        ]);
+        const events = log.map((l) => /chat: (chat replica \d) (leaves|is out|is back)/.exec(l)?.slice(1, 3)).filter((e) => e !== undefined);
+        const rolled: string[] = [];
+        for (let i = 0; i < events.length; i += 3) {
+            const who = events[i][0];
+            assert.deepStrictEqual(
+                events.slice(i, i + 3).map((e) => e.join(" ")),
+                [`${who} leaves`, `${who} is out`, `${who} is back`],
+                `one replica at a time: ${log.join(" | ")}`,
+            );
+            rolled.push(who);
+        }
+        assert.deepStrictEqual(rolled.sort(), ["chat replica 0", "chat replica 0", "chat replica 1", "chat replica 1"]);
 
         const failed = answers.filter((a) => a.status !== 200);
         const report =

@@ -148,14 +148,16 @@ describe("resource graph (mocks)", () => {
             const { mocks } = await build(raw);
             const scripts = mocks.ofType("pulumi-nodejs:dynamic/sglang-gateway:HostScript").flatMap((r) => {
                 const around = r.inputs.aroundUpdate as { before: string; after: string } | undefined;
+                const learn = r.inputs.learnHostKey as { script: string } | undefined;
                 return [
                     [`${r.name} create`, String(r.inputs.create)],
                     [`${r.name} delete`, String(r.inputs.delete)],
+                    ...(learn ? [[`${r.name} host key scan`, learn.script] as const] : []),
                     ...(around ? [[`${r.name} before update`, around.before] as const, [`${r.name} after update`, around.after] as const] : []),
                 ];
             });
-            // With a router, each replica's process rolls: its scripts around an update are checked too.
-            assert.strictEqual(scripts.filter(([what]) => what.endsWith("before update")).length, label === "ssh, router" ? 3 : label === "aws" ? 2 : 0);
+            // With a router, each replica's process rolls (and on ssh its tunnel): their scripts around an update are checked too.
+            assert.strictEqual(scripts.filter(([what]) => what.endsWith("before update")).length, label === "ssh, router" ? 6 : label === "aws" ? 2 : 0);
             assert.ok(scripts.length >= 6);
             for (const [what, script] of scripts) {
                 const check = spawnSync("bash", ["-n"], { input: scriptInput(script), encoding: "utf8" });
