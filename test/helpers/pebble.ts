@@ -58,7 +58,9 @@ function apiCertificate(dir: string, address: string): { ca: string; cert: strin
 function request(url: string, options: { ca?: string; method?: string; body?: string }): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
         const client = url.startsWith("https:") ? https : http;
-        const req = client.request(url, { method: options.method ?? "GET", ca: options.ca, timeout: 10000 }, (res) => {
+        // Pebble refuses a request without a User-Agent ("All requests MUST include a User-Agent header").
+        const headers = { "user-agent": "sglang-gateway-tests" };
+        const req = client.request(url, { method: options.method ?? "GET", ca: options.ca, timeout: 10000, headers }, (res) => {
             let body = "";
             res.on("data", (c) => (body += c));
             res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
@@ -71,13 +73,15 @@ function request(url: string, options: { ca?: string; method?: string; body?: st
 
 async function until(what: string, check: () => Promise<boolean>, seconds: number, logs: () => string): Promise<void> {
     const deadline = Date.now() + seconds * 1000;
+    let last = "";
     while (Date.now() < deadline) {
-        if (await check().catch(() => false)) {
+        const ok = await check().catch((err: Error) => ((last = err.message), false));
+        if (ok) {
             return;
         }
         await new Promise((r) => setTimeout(r, 200));
     }
-    throw new Error(`${what} did not answer within ${seconds} s:\n${logs()}`);
+    throw new Error(`${what} did not answer within ${seconds} s (last: ${last}):\n${logs()}`);
 }
 
 /** Starts challtestsrv and Pebble; `stop` ends both (and the test run's end does, whatever happens). */
