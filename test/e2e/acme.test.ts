@@ -131,6 +131,11 @@ describe("e2e: certificates from an ACME server (Pebble) per service, renewed on
             await loop;
         }
         const failed = answers.filter((a) => a instanceof Error || a.status !== 200);
+        const served = answers.filter((a): a is TlsAnswer => !(a instanceof Error));
+        console.log(
+            `      renewal: ${answers.length} HTTPS requests during the run, ${failed.length} failed; ` +
+                `${served.filter((a) => a.serial === before.chat.serial).length} on the old certificate, ${served.filter((a) => a.serial !== before.chat.serial).length} on the new`,
+        );
         assert.deepStrictEqual(failed, [], "requests failed during the renewal");
         assert.ok(answers.length > 0);
         const after = { chat: await chatOverTls("chat", domain, root), code: await chatOverTls("code", domain, root) };
@@ -166,7 +171,7 @@ describe("e2e: certificates from an ACME server (Pebble) per service, renewed on
         assert.match(failed.message, /Identifier: bad\.sandbox\.test/);
         // Pebble's problem detail: it fetched the challenge from r1, which answered 404.
         assert.match(failed.message, /Type:\s+unauthorized/);
-        assert.match(failed.message, /Detail: .*http:\/\/bad\.sandbox\.test\/\.well-known\/acme-challenge\/\S+ returned 404/);
+        assert.match(failed.message, /Detail: .*http:\/\/bad\.sandbox\.test(:80)?\/\.well-known\/acme-challenge\/\S+ returned 404/);
 
         // A name the CA's policy refuses: the order itself is rejected.
         project.setConfig(acmeStack(pebble, [{ name: "chat" }, { name: "code" }, { name: "blocked", replicas: 0 }]));
