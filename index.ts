@@ -3,9 +3,11 @@ import * as pulumi from "@pulumi/pulumi";
 import { buildStack, readStackConfig } from "./components";
 
 // A config mistake throws a ConfigError (a RunError): pulumi shows the problems, not a stack trace.
-const { gateway, services } = buildStack(readStackConfig());
+const { gateway, services, endpoint } = buildStack(readStackConfig());
 
 export const address = gateway.address;
 export const domain = gateway.domain;
 export const routerPackage = gateway.routerPackage;
 export const endpoints = pulumi.all(Object.fromEntries(services.map((s) => [s.serviceName, s.url])));
+/** The model endpoint's URL (`gateway.endpoint`); undefined, so not exported, without one. */
+export const modelEndpoint = endpoint?.url;

@@ -22,7 +22,7 @@ import { fullMode, quickMode } from "./mode";
 import { measurePriorArt, priorArtVariants } from "./prior-art";
 import { renderReport, type BenchResults } from "./report";
 import { measureScaling, scalingTable, type ScalingResult } from "./scaling";
-import { measureStreams, noDelayLabel, streamTable, type StreamRun } from "./streams";
+import { measureStreams, noSessionLabel, streamTable, type StreamRun } from "./streams";
 import { renderTable } from "./table";
 import { measureTimeToServe, serveTable } from "./time-to-serve";
 import { hops } from "./topology";
@@ -38,7 +38,7 @@ function option(name: string): string | undefined {
 function report(results: BenchResults, out: string): void {
     fs.writeFileSync(out, renderReport(results));
     const { mode } = results;
-    const labels = { ...Object.fromEntries(results.hops.map((h) => [h.name, h.label])), tunnelNoDelay: noDelayLabel };
+    const labels = { ...Object.fromEntries(results.hops.map((h) => [h.name, h.label])), tunnelNoSession: noSessionLabel };
     for (const table of [
         latencyTable(results.dataPath, results.hops, "direct", mode.concurrencies),
         cpuTable(results.dataPath, results.hops, mode.concurrencies),

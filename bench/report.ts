@@ -5,7 +5,7 @@ import type { BenchMode } from "./mode";
 import { priorArtVariants } from "./prior-art";
 import { changeStepsTable, scalingTable, type ScalingResult } from "./scaling";
 import { fmt, median, pct, ratio } from "./stats";
-import { noDelayLabel, streamHops, streamTable, type StreamRun } from "./streams";
+import { noSessionLabel, streamHops, streamTable, type StreamRun } from "./streams";
 import { renderTable } from "./table";
 import { serveTable, type ServeRun } from "./time-to-serve";
 import type { Hop } from "./topology";
@@ -65,7 +65,7 @@ export function findings(r: BenchResults): string[] {
     const streamFigure = (variant: string, pace: number, f: (s: StreamRun) => number) =>
         median(r.streams.filter((s) => s.variant === variant && s.tokensPerSecond === pace && s.concurrency === c1).map(f));
     for (const pace of r.mode.streamPaces) {
-        const name = (h: string) => (h === "tunnelNoDelay" ? "pty tunnel" : h);
+        const name = (h: string) => (h === "tunnelNoSession" ? "-N tunnel" : h);
         const hopsSaid = streamHops.map((h) => `${name(h)} ${fmt(streamFigure(h, pace, (s) => s.firstChunkMs.p90))} ms`).join(", ");
         const bunched = streamHops.map((h) => `${name(h)} ${pct(streamFigure(h, pace, (s) => s.bunched))}`).join(", ");
         out.push(
@@ -133,7 +133,7 @@ export function findings(r: BenchResults): string[] {
 }
 
 export function renderReport(r: BenchResults): string {
-    const labels = { ...Object.fromEntries(r.hops.map((h) => [h.name, h.label])), tunnelNoDelay: noDelayLabel };
+    const labels = { ...Object.fromEntries(r.hops.map((h) => [h.name, h.label])), tunnelNoSession: noSessionLabel };
     const loads = [...r.loadAverages].sort((a, b) => a - b);
     const lines = [
         "# Benchmarks",

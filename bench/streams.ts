@@ -10,17 +10,17 @@ import type { Table } from "./table";
 import { chatBody, modelServerPort, service, type Hop } from "./topology";
 
 /** The paths streams are compared on: the data path's, and an experiment beside the tunnel. */
-export const streamHops = ["direct", "tunnel", "tunnelNoDelay", "gateway"];
+export const streamHops = ["direct", "tunnel", "tunnelNoSession", "gateway"];
 
 /**
- * The experiment: a second tunnel to the same model server, the same as the gateway's but with a pty
- * session (`ssh -tt … sleep`) instead of `-N`. sshd sets TCP_NODELAY on its connection only for sessions
- * with a pty, so this one sends each chunk at once, where `-N`'s may wait for the ACK of the previous one.
+ * The comparison: a second tunnel to the same model server, the same as the gateway's but as it ran before
+ * 0.3, with `-N` (no session) instead of a session with a pty. sshd sets TCP_NODELAY on its connection only
+ * for sessions with a pty: `-N`'s chunks may wait for the ACK of the previous one.
  */
-const noDelaySocket = "/run/sgw-bench-nodelay.sock";
-const noDelayPidFile = "/run/sgw-bench-nodelay.pid";
+const noSessionSocket = "/run/sgw-bench-nosession.sock";
+const noSessionPidFile = "/run/sgw-bench-nosession.pid";
 
-export const noDelayLabel = "+ SSH tunnel with a pty session (sshd sets TCP_NODELAY; experiment)";
+export const noSessionLabel = "+ SSH tunnel with -N, no session (before 0.3: no TCP_NODELAY; comparison)";
 
 /** A path a stream is measured on: where the generator runs and what it sends to. */
 interface StreamPath {
@@ -29,19 +29,19 @@ interface StreamPath {
     target: Hop["target"];
 }
 
-async function startNoDelayTunnel(gateway: HostSession): Promise<StreamPath> {
+async function startNoSessionTunnel(gateway: HostSession): Promise<StreamPath> {
     const paths = replicaPaths(service, 0);
     const replicaHost = sandboxState().hosts.r1.address;
     await gateway.run(
-        `setsid nohup ssh -tt -i ${paths.tunnelKey} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${paths.tunnelKnownHosts} ` +
-            `-o ExitOnForwardFailure=yes -o StreamLocalBindUnlink=yes -L ${noDelaySocket}:127.0.0.1:${modelServerPort} root@${replicaHost} 'sleep 3600' ` +
-            `</dev/null >/dev/null 2>&1 & echo $! > ${noDelayPidFile}; for i in $(seq 50); do [ -S ${noDelaySocket} ] && exit 0; sleep 0.2; done; exit 1`,
+        `setsid nohup ssh -N -i ${paths.tunnelKey} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${paths.tunnelKnownHosts} ` +
+            `-o ExitOnForwardFailure=yes -o StreamLocalBindUnlink=yes -L ${noSessionSocket}:127.0.0.1:${modelServerPort} root@${replicaHost} ` +
+            `</dev/null >/dev/null 2>&1 & echo $! > ${noSessionPidFile}; for i in $(seq 50); do [ -S ${noSessionSocket} ] && exit 0; sleep 0.2; done; exit 1`,
     );
-    return { variant: "tunnelNoDelay", from: "gw", target: { socketPath: noDelaySocket, headers: {} } };
+    return { variant: "tunnelNoSession", from: "gw", target: { socketPath: noSessionSocket, headers: {} } };
 }
 
-async function stopNoDelayTunnel(gateway: HostSession): Promise<void> {
-    await gateway.run(`[ -f ${noDelayPidFile} ] && kill $(cat ${noDelayPidFile}) 2>/dev/null; rm -f ${noDelayPidFile} ${noDelaySocket}`);
+async function stopNoSessionTunnel(gateway: HostSession): Promise<void> {
+    await gateway.run(`[ -f ${noSessionPidFile} ] && kill $(cat ${noSessionPidFile}) 2>/dev/null; rm -f ${noSessionPidFile} ${noSessionSocket}`);
 }
 
 export interface StreamRun {
@@ -78,7 +78,7 @@ export function streamFigures(firstChunkUs: number[], chunkGapsUs: number[], tok
 export async function measureStreams(sessions: Record<Hop["from"], HostSession>, path: Hop[], mode: BenchMode): Promise<StreamRun[]> {
     const runs: StreamRun[] = [];
     try {
-        const experiment = await startNoDelayTunnel(sessions.gw);
+        const experiment = await startNoSessionTunnel(sessions.gw);
         const paths: StreamPath[] = path.filter((h) => streamHops.includes(h.name)).map((h) => ({ variant: h.name, from: h.from, target: h.target }));
         const compared = [...paths.slice(0, 2), experiment, ...paths.slice(2)];
         for (const tokensPerSecond of mode.streamPaces) {
@@ -119,7 +119,7 @@ export async function measureStreams(sessions: Record<Hop["from"], HostSession>,
         }
     } finally {
         await setPace(sessions.r1, 0);
-        await stopNoDelayTunnel(sessions.gw);
+        await stopNoSessionTunnel(sessions.gw);
     }
     return runs;
 }

@@ -5,6 +5,8 @@ import { acmeGatewayStep } from "./certificates/acme";
 import {
     certificateSource,
     ConfigError,
+    endpointModelProblem,
+    endpointNameProblem,
     undecidedDefault,
     parseGatewaySettings,
     portSlotProblem,
@@ -50,6 +52,7 @@ export class Gateway extends pulumi.ComponentResource {
     /** The gateway's SSH key (secret), read from privateKeyPath if given so. */
     readonly privateKey: pulumi.Output<string>;
     private readonly portSlots = new Map<number, string>();
+    private readonly endpointModels = new Map<string, string>();
 
     constructor(name: string, args: GatewayArgs, opts: pulumi.ComponentResourceOptions = {}) {
         super(gatewayType, name, {}, opts);
@@ -143,5 +146,22 @@ export class Gateway extends pulumi.ComponentResource {
         }
         this.portSlots.set(slot, service.name);
         return slot;
+    }
+
+    /** @internal With a model endpoint, a service takes its model: no other service's, and not the endpoint's name. */
+    claimEndpointModel(service: { name: string; model: string }): void {
+        const endpoint = this.settings.endpoint;
+        if (!endpoint) {
+            return;
+        }
+        const owner = this.endpointModels.get(service.model);
+        const problems = [
+            ...(service.name === endpoint.name ? [endpointNameProblem(endpoint.name, service.name)] : []),
+            ...(owner !== undefined && owner !== service.name ? [endpointModelProblem(service.model, `service ${owner}`)] : []),
+        ];
+        if (problems.length > 0) {
+            throw new ConfigError(formatIssues(problems, service, {}).map((line) => `Service ${service.name}: ${line}`));
+        }
+        this.endpointModels.set(service.model, service.name);
     }
 }

@@ -2,6 +2,7 @@
 export { Gateway, gatewayType, type GatewayArgs } from "./gateway";
 export { Service, serviceType, type ServiceArgs, type RateLimitArgs } from "./service";
 export { Replica, replicaType, type ReplicaArgs } from "./replica";
+export { ModelEndpoint, modelEndpointType, type ModelEndpointArgs } from "./model-endpoint";
 export {
     ConfigError,
     parseStackConfig,
@@ -19,6 +20,7 @@ export {
     type AcmeArgs,
     type CertificateArgs,
     type CertificateSource,
+    type EndpointArgs,
 } from "./config";
 export { maxReplicas, portSlots } from "./naming";
 export type { AwsGatewayArgs, AwsPlacementArgs, Backend, SshGatewayArgs, SshHostArgs, SshPlacementArgs } from "./backends";

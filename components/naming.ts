@@ -236,6 +236,47 @@ export function servicePaths(service: string) {
     };
 }
 
+/** The model endpoint's own error answers (named locations), which each service's locations there use too. */
+export const endpointErrorLocations = { badRequest: "@sgw_endpoint:bad_request", rateLimited: "@sgw_endpoint:rate_limited" };
+
+/**
+ * The model endpoint's pieces on the gateway (one per gateway). `includeDir` is nginx's directory of the
+ * library's files; only tests lay it elsewhere. `_` appears in no service name, so no service's file is called
+ * like the endpoint's.
+ */
+export function endpointPaths(name: string, includeDir = nginxIncludeDir) {
+    const dir = `${includeDir}/endpoint`;
+    return {
+        /** Its server block, beside the services' (base.conf includes them all). */
+        serverBlock: `${includeDir}/services/${name}_endpoint.conf`,
+        /** The njs module that reads a request's model and hands it to its service's location. */
+        script: `${dir}/endpoint.js`,
+        dir,
+        /** Each service's locations inside the endpoint's server block, written with the service's own server block. */
+        serviceLocationsDir: `${dir}/services`,
+        accessLog: `/var/log/nginx/sglang-gateway-${name}_endpoint.access.log`,
+        /** nginx names: the njs module, the variable that says whether the token is any service's, and the locations. */
+        module: "sgw_endpoint",
+        tokenVariable: "$sgw_endpoint_token_accepted",
+        ...endpointErrorLocations,
+    };
+}
+
+/** nginx's JavaScript module, which the model endpoint's script runs in: Debian's and Ubuntu's package of it, and its file. */
+export const njsModule = { package: "libnginx-mod-http-js", modulePath: "/usr/lib/nginx/modules/ngx_http_js_module.so" };
+
+/** A service's locations in the model endpoint's server block (`:` is in no service name and no path). */
+export function endpointServiceLocations(service: string, includeDir = nginxIncludeDir) {
+    const prefix = `@sgw_endpoint:${service}`;
+    return {
+        file: `${includeDir}/endpoint/services/${service}.conf`,
+        /** The location that proxies a request for `path` (`/v1/chat/completions`) to the service. */
+        location: (path: string) => `${prefix}:${path.replace(/[^A-Za-z0-9]/g, "_")}`,
+        unavailable: `${prefix}:unavailable`,
+        routerAnswer: (status: number) => `${prefix}:router_${status}`,
+    };
+}
+
 /**
  * One replica's names: on its own host (process) and on the gateway (tunnel, bridge). A PD replica's
  * process names carry its role (`chat-decode-0`; a regular one's are `chat-replica-0`: no service name

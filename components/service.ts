@@ -10,14 +10,15 @@ import {
     type ServiceSettings,
     type ServiceSettingsArgs,
 } from "./config";
-import { acmeCertificateFiles, acmeCertificateStep } from "./certificates/acme";
+import { certificateStep, serverTls } from "./certificates";
 import type { Gateway } from "./gateway";
-import { serverBlockFile, tlsPaths } from "./host-files/server-block";
+import { endpointServiceText } from "./host-files/endpoint";
+import { serverBlockFile, type ServerBlockInput } from "./host-files/server-block";
 import { hostStep, HostScript } from "./host-script";
 import { nginxReload, systemdUnitSteps } from "./host-script/steps";
 import { resolveEnv } from "./env";
 import { readKeyFilesOrThrow } from "./keys";
-import { servicePaths, servicePorts, systemUsers, workerUrl, type ServicePorts } from "./naming";
+import { endpointServiceLocations, servicePaths, servicePorts, systemUsers, workerUrl, type ServicePorts } from "./naming";
 import { Replica } from "./replica";
 
 export const serviceType = "sglang-gateway:index:Service";
@@ -89,53 +90,46 @@ export class Service extends pulumi.ComponentResource {
         this.settings = settings;
         this.serviceName = name;
         const slot = gateway.claimPortSlot({ name, portSlot: settings.portSlot });
+        gateway.claimEndpointModel({ name, model: settings.model });
         this.ports = servicePorts(slot);
         const router = gateway.router;
         const routerSettings = gateway.routerSettings;
         const serverName = pulumi.interpolate`${name}.${gateway.domain}`;
 
         // Before the server block that points nginx at it, so nginx never loads a configuration naming a missing file.
-        const certificates = gateway.certificates;
-        this.certificate =
-            certificates.source === "acme"
-                ? hostStep(
-                      `${name}-certificate`,
-                      {
-                          ...acmeCertificateStep(name, serverName, certificates.acme),
-                          connection: gateway.connection,
-                          description: `certificate of service ${name}`,
-                      },
-                      { parent: this, dependsOn: gateway.acme ? [gateway.acme] : [gateway.setup] },
-                  )
-                : undefined;
-        const tls =
-            certificates.source === "acme" ? { ...acmeCertificateFiles(name), httpElsewhere: true } : certificates.source === "tls" ? tlsPaths : undefined;
-        const certificateStep = this.certificate ? [this.certificate] : [];
+        this.certificate = certificateStep(gateway, {
+            resourceName: `${name}-certificate`,
+            certName: name,
+            serverName,
+            description: `certificate of service ${name}`,
+            parent: this,
+        });
+        const tls = serverTls(gateway.certificates, name);
+        const certificateFirst = this.certificate ? [this.certificate] : [];
 
         // With a router the upstream is the router, whatever the replica count; without one it lists the replicas.
         const makeServerBlock = (upstreamServers: pulumi.Output<string[]>, dependsOn: pulumi.Resource[]) => {
-            const file = pulumi.all([gateway.domain, pulumi.output(tokens), upstreamServers]).apply(([domain, tokenValues, upstreams]) =>
-                serverBlockFile({
-                    service: name,
-                    serverName: `${name}.${domain}`,
-                    auth: settings.auth,
-                    tokens: tokenValues,
-                    upstreamServers: upstreams,
-                    allow: router?.inferencePaths,
-                    internalResponseHeaders: router && routerSettings ? router.internalResponseHeaders(routerSettings.version) : [],
-                    noWorkerAnswer:
-                        router && routerSettings
-                            ? settings.pd
-                                ? router.pdNoWorkerAnswer(routerSettings.version)
-                                : router.noWorkerAnswer(routerSettings.version)
-                            : undefined,
-                    servedModel: settings.model,
-                    ...(settings.pd ? { pdReplicas: { prefill: settings.pd.prefill.replicas, decode: settings.pd.decode.replicas } } : {}),
-                    rateLimits: settings.rateLimits,
-                    tls,
-                    ...(router && processCount === 2 ? { failover: true } : {}),
-                }),
-            );
+            const input = pulumi.all([gateway.domain, pulumi.output(tokens), upstreamServers]).apply(([domain, tokenValues, upstreams]): ServerBlockInput => ({
+                service: name,
+                serverName: `${name}.${domain}`,
+                auth: settings.auth,
+                tokens: tokenValues,
+                upstreamServers: upstreams,
+                allow: router?.inferencePaths,
+                internalResponseHeaders: router && routerSettings ? router.internalResponseHeaders(routerSettings.version) : [],
+                noWorkerAnswer:
+                    router && routerSettings
+                        ? settings.pd
+                            ? router.pdNoWorkerAnswer(routerSettings.version)
+                            : router.noWorkerAnswer(routerSettings.version)
+                        : undefined,
+                servedModel: settings.model,
+                ...(settings.pd ? { pdReplicas: { prefill: settings.pd.prefill.replicas, decode: settings.pd.decode.replicas } } : {}),
+                rateLimits: settings.rateLimits,
+                tls,
+                ...(router && processCount === 2 ? { failover: true } : {}),
+            }));
+            const file = input.apply(serverBlockFile);
             const content = file.apply((f) => f.content);
             return hostStep(
                 `${name}-server`,
@@ -148,7 +142,13 @@ export class Service extends pulumi.ComponentResource {
                         auth: String(settings.auth),
                         rateLimits: settings.rateLimits.length,
                     },
-                    write: [{ path: servicePaths(name).serverBlock, content: settings.auth ? pulumi.secret(content) : content, mode: "0640" }],
+                    write: [
+                        { path: servicePaths(name).serverBlock, content: settings.auth ? pulumi.secret(content) : content, mode: "0640" },
+                        // Its locations in the model endpoint's server block use its zones, token map and upstream: written with them.
+                        ...(gateway.settings.endpoint
+                            ? [{ path: endpointServiceLocations(name).file, mode: "0644", content: input.apply((i) => endpointServiceText(i)) }]
+                            : []),
+                    ],
                     activate: nginxReload.activate,
                     afterRemove: [nginxReload.afterRemove],
                 },
@@ -166,7 +166,7 @@ export class Service extends pulumi.ComponentResource {
             // nginx answers for the service before the router (re)starts: an upgrade's new server block,
             // which translates the new router's answers, is in place before the new router runs.
             const upstreams = [`127.0.0.1:${this.ports.routerPort}`, ...extraRouterPorts.map((p) => `127.0.0.1:${p}`)];
-            serverBlock = makeServerBlock(pulumi.output(upstreams), [gateway.setup, ...certificateStep]);
+            serverBlock = makeServerBlock(pulumi.output(upstreams), [gateway.setup, ...certificateFirst]);
             const policy = settings.router?.policy ?? routerSettings.policy;
             for (const instance of processCount === 2 ? ([1, 2] as const) : ([1] as const)) {
                 const port = instance === 1 ? this.ports.routerPort : this.ports.secondRouterPort;
@@ -275,7 +275,7 @@ export class Service extends pulumi.ComponentResource {
 
         // Without a router the server block lists the replicas: it comes after them.
         this.serverBlock =
-            serverBlock ?? makeServerBlock(pulumi.all(this.replicas.map((r) => r.target)), [gateway.setup, ...certificateStep, ...this.replicas]);
+            serverBlock ?? makeServerBlock(pulumi.all(this.replicas.map((r) => r.target)), [gateway.setup, ...certificateFirst, ...this.replicas]);
 
         this.url = pulumi.interpolate`${gateway.tls ? "https" : "http"}://${name}.${gateway.domain}`;
         this.registerOutputs({ url: this.url, replicas: this.replicas.length, routerPort: this.ports.routerPort });

@@ -5,6 +5,7 @@ import { ConfigError, parseStackConfig, type GatewayArgs, type StackConfig } fro
 import { resolveEnv } from "./env";
 import { Gateway } from "./gateway";
 import { readKeyFiles } from "./keys";
+import { ModelEndpoint } from "./model-endpoint";
 import { Service } from "./service";
 
 /**
@@ -57,7 +58,10 @@ function secretsMarked(config: StackConfig): StackConfig {
 }
 
 /** Validates everything first (a ConfigError lists every problem), then registers the resources. */
-export function buildStack(raw: unknown, environment: NodeJS.ProcessEnv = process.env): { gateway: Gateway; services: Service[] } {
+export function buildStack(
+    raw: unknown,
+    environment: NodeJS.ProcessEnv = process.env,
+): { gateway: Gateway; services: Service[]; endpoint: ModelEndpoint | undefined } {
     const parsed = parseStackConfig(raw);
     const envs = parsed.services.map((s, i) => resolveEnvOrProblems(s.env, environment, `services[${i}].env`));
     const problems = envs.flatMap((e) => (e instanceof ConfigError ? e.problems : []));
@@ -71,7 +75,8 @@ export function buildStack(raw: unknown, environment: NodeJS.ProcessEnv = proces
         const env = envs[i] as Record<string, pulumi.Input<string>>;
         return new Service(name, { ...settings, env, gateway, tokens: pulumi.secret(config.tokens[name] ?? []) });
     });
-    return { gateway, services };
+    const endpoint = config.gateway.endpoint ? new ModelEndpoint(config.gateway.endpoint.name, { gateway, services }) : undefined;
+    return { gateway, services, endpoint };
 }
 
 function resolveEnvOrProblems(env: Record<string, pulumi.Input<string>> | string[] | undefined, environment: NodeJS.ProcessEnv, where: string) {

@@ -119,6 +119,44 @@ export function portSlotProblem(service: { name: string; portSlot?: number }, ta
     };
 }
 
+/** The model endpoint and a service would share a host name (`<name>.<domain>`). */
+export function endpointNameProblem(endpointName: string, service: string): Problem {
+    return {
+        path: ["name"],
+        message: `'${service}' is also the name of the gateway's model endpoint (gateway.endpoint.name): the endpoint and each service need a host name of their own; rename one`,
+    };
+}
+
+/** Two services behind the model endpoint with one model: a request naming it could go to either. */
+export function endpointModelProblem(model: string, takenBy: string): Problem {
+    return {
+        path: ["model"],
+        message: `'${model}' is also the model of ${takenBy}; the model endpoint (gateway.endpoint) routes a request by its model, so each service needs a model of its own (SGLang's --served-model-name gives one)`,
+    };
+}
+
+/** With a model endpoint: no service takes its name, and no two services serve one model. */
+function endpointProblems(stack: StackConfig): Problem[] {
+    const endpoint = stack.gateway.endpoint;
+    if (!endpoint) {
+        return [];
+    }
+    const problems: Problem[] = [];
+    const models = new Map<string, number>();
+    stack.services.forEach((s, i) => {
+        if (s.name === endpoint.name) {
+            problems.push(...at(["services", i], [endpointNameProblem(endpoint.name, s.name)]));
+        }
+        const first = models.get(s.model);
+        if (first !== undefined) {
+            problems.push(...at(["services", i], [endpointModelProblem(s.model, `services[${first}] ${stack.services[first].name}`)]));
+        } else {
+            models.set(s.model, i);
+        }
+    });
+    return problems;
+}
+
 /** The whole stack: each part's checks at its path, and what only the whole shows (names, tokens, slots). */
 export function stackProblems(stack: StackConfig): Problem[] {
     const problems = at(["gateway"], gatewayProblems(stack.gateway));
@@ -146,6 +184,7 @@ export function stackProblems(stack: StackConfig): Problem[] {
             });
         }
     });
+    problems.push(...endpointProblems(stack));
     for (const name of Object.keys(stack.tokens)) {
         if (!names.has(name)) {
             problems.push({ path: ["tokens", name], message: `tokens for '${name}', but no service has that name` });

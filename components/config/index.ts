@@ -4,8 +4,8 @@ import { parseOrThrow } from "./errors";
 import { gatewaySettingsSchema, keyAliases, serviceSettingsSchema, stackSchema, type GatewaySettings, type ServiceSettings, type StackConfig } from "./schema";
 
 export { ConfigError, formatIssues, parseOrThrow, type Problem } from "./errors";
-export { portSlotProblem } from "./checks";
-export { replicaRoles, tokensSchema } from "./schema";
+export { endpointModelProblem, endpointNameProblem, portSlotProblem } from "./checks";
+export { defaultEndpointName, replicaRoles, tokensSchema } from "./schema";
 export { roleSettings, type RoleSettings } from "./roles";
 export {
     certificateSource,
@@ -19,6 +19,7 @@ export {
     type CertificateSource,
 } from "./certificate";
 export type {
+    EndpointArgs,
     GatewayArgs,
     GatewayConfig,
     GatewaySettings,

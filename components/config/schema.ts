@@ -60,11 +60,18 @@ const tlsSchema = z
     })
     .strict();
 
+/** The name the model endpoint takes when `endpoint` gives none. */
+export const defaultEndpointName = "api";
+
+/** One host name for every service's model: `<name>.<domain>`, routed by the request's `model`. */
+const endpointSchema = z.object({ name: dnsLabel.default(defaultEndpointName) }).strict();
+
 const gatewayCommon = {
     domain: orOutput(domain),
     router: routerSchema.optional(),
     tls: tlsSchema.optional(),
     certificate: certificateSchema.optional(),
+    endpoint: endpointSchema.optional(),
     ...keySourceFields,
 };
 
@@ -93,6 +100,11 @@ export interface RouterArgs {
     processes?: 1 | 2;
 }
 
+export interface EndpointArgs {
+    /** Host name label of the endpoint, served at `<name>.<domain>`; default `api`. No service may have it. */
+    name?: string;
+}
+
 export interface TlsArgs {
     /** PEM certificate chain valid for `*.<domain>`. */
     certificate: pulumi.Input<string>;
@@ -113,6 +125,8 @@ interface GatewayCommonArgs {
      * public domain, none for a reserved one (`.test`, `.internal`, `example.com`, …) or one known only at deploy time.
      */
     certificate?: CertificateArgs;
+    /** One endpoint for every service's model at `<name>.<domain>` (routed by the request's `model`); absent means none. */
+    endpoint?: EndpointArgs;
     /** SSH key of the gateway (secret); aws: its public half becomes the EC2 key pair. */
     privateKey?: pulumi.Input<string>;
     /** A file holding that key, read at deploy time (`~` allowed); instead of privateKey. */
@@ -122,7 +136,7 @@ interface GatewayCommonArgs {
 /** A gateway's settings: where it runs (`backend` and that backend's fields), its domain, router and TLS. */
 export type GatewayArgs = GatewayCommonArgs & BackendGatewayArgs;
 /** Gateway settings once parsed: defaults filled in, the router's too. */
-export type GatewaySettings = Omit<GatewayArgs, "router"> & { router?: RouterSettings };
+export type GatewaySettings = Omit<GatewayArgs, "router" | "endpoint"> & { router?: RouterSettings; endpoint?: { name: string } };
 /** The stack config's `gateway` key. */
 export type GatewayConfig = GatewaySettings & { type: "gateway"; name: string };
 

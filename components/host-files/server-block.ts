@@ -75,6 +75,21 @@ export function planLocations(allow: PathAllowList, zones: RateLimitZone[]): Pla
     return [...exact, ...byPrefix];
 }
 
+/**
+ * HTTPS with this certificate. `httpElsewhere`: the gateway's port-80 server answers HTTP for the name (ACME
+ * challenges, then the redirect), so the block listens on HTTPS only; else it redirects HTTP itself.
+ */
+export interface ServerTls {
+    certificatePath: string;
+    privateKeyPath: string;
+    httpElsewhere?: boolean;
+}
+
+/** What a template receives of a `ServerTls`: every field given, or false for plain HTTP. */
+export function tlsContext(tls: ServerTls | undefined): (ServerTls & { httpElsewhere: boolean }) | false {
+    return tls ? { ...tls, httpElsewhere: tls.httpElsewhere ?? false } : false;
+}
+
 export interface ServerBlockInput {
     service: string;
     /** `<service>.<domain>` */
@@ -86,11 +101,7 @@ export interface ServerBlockInput {
     /** Paths passed upstream; undefined passes everything (no router). */
     allow?: PathAllowList;
     rateLimits: RateLimit[];
-    /**
-     * HTTPS with this certificate. `httpElsewhere`: the gateway's port-80 server answers HTTP for this name (ACME
-     * challenges, then the redirect), so the block listens on HTTPS only; else it redirects HTTP itself.
-     */
-    tls?: { certificatePath: string; privateKeyPath: string; httpElsewhere?: boolean };
+    tls?: ServerTls;
     /** Response headers of the router that never reach a client (worker addresses, internal error codes). */
     internalResponseHeaders?: readonly string[];
     /** The router's answer for "no worker", turned into the gateway's 503. */
@@ -112,7 +123,7 @@ export interface ServerBlockInput {
 }
 
 /** The 503 body for a router's "no worker for this model": either cause, and the model this service serves. */
-function noWorkerMessage(service: string, model: string | undefined): string {
+export function noWorkerMessage(service: string, model: string | undefined): string {
     // Shown inside an nginx string: `$` would start a variable, so only plain characters of the name.
     const served = model ? ` model '${model.replace(/[^A-Za-z0-9._/:@+-]/g, "?")}'` : "";
     const message = `service ${service} has no replica ready to serve${served} (scaled to zero, starting, or unhealthy), or the request names another model`;
@@ -123,7 +134,7 @@ function noWorkerMessage(service: string, model: string | undefined): string {
  * The 503 body of a PD service whose router lacks a prefill or a decode worker. nginx cannot read which
  * from the router's answer, so a role scaled to zero is named from the config; otherwise both are suspects.
  */
-function pdNoWorkerMessage(service: string, replicas: { prefill: number; decode: number }): string {
+export function pdNoWorkerMessage(service: string, replicas: { prefill: number; decode: number }): string {
     const missing = (["prefill", "decode"] as const).filter((role) => replicas[role] === 0);
     const message =
         missing.length > 0
@@ -160,7 +171,7 @@ export function serverBlockText(input: ServerBlockInput): string {
         zones,
         locations: planLocations(allow, zones),
         denyOtherPaths: !allow.prefix.includes("/"),
-        tls: input.tls ? { ...input.tls, httpElsewhere: input.tls.httpElsewhere ?? false } : false,
+        tls: tlsContext(input.tls),
         hideHeaders: [...corsResponseHeaders, ...(input.internalResponseHeaders ?? [])],
         noWorkerAnswer: input.noWorkerAnswer ? { ...input.noWorkerAnswer, variable: headerVariable(input.noWorkerAnswer.header, "$upstream_http_") } : false,
         noWorkerMessage: input.pdReplicas ? pdNoWorkerMessage(input.service, input.pdReplicas) : noWorkerMessage(input.service, input.servedModel),

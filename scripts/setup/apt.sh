@@ -15,6 +15,7 @@
 #   curl, python3     - health checks, the wheel file server
 #   python3-venv, -pip - scripts/setup/router.sh downloads wheels and builds the router venv
 #   openssl           - the tests make self-signed certificates
+#   libnginx-mod-http-js - nginx's njs module: the model endpoint's tests run its script under real nginx
 #
 # The host nginx *service* is never left running or enabled: we only need the
 # binary. A temporary policy-rc.d stops dpkg from starting it at all.
@@ -25,7 +26,7 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
-PACKAGES=(nginx debootstrap systemd-container iproute2 openssh-client curl openssl python3 python3-venv python3-pip)
+PACKAGES=(nginx libnginx-mod-http-js debootstrap systemd-container iproute2 openssh-client curl openssl python3 python3-venv python3-pip)
 
 installed() {
   [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]

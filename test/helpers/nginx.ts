@@ -10,6 +10,17 @@ export interface NginxSite {
     services?: Record<string, string>;
     /** Rendered bridge files, keyed by file name. */
     bridges?: Record<string, string>;
+    /** More files, keyed by absolute path, rendered for the prefix directory (the model endpoint's: they name their paths). */
+    files?: (dir: string) => Record<string, string>;
+    /** Dynamic modules to load (e.g. njs), as the distribution's modules-enabled/ does. */
+    modules?: string[];
+}
+
+function writeFiles(dir: string, site: NginxSite): void {
+    for (const [file, text] of Object.entries(site.files?.(dir) ?? {})) {
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        fs.writeFileSync(file, text);
+    }
 }
 
 export function nginxBinary(): string {
@@ -30,11 +41,13 @@ export function layout(site: NginxSite): string {
             fs.writeFileSync(path.join(dir, kind, name), text);
         }
     }
+    writeFiles(dir, site);
     fs.mkdirSync(path.join(dir, "logs"));
     fs.writeFileSync(path.join(dir, "base.conf"), render("nginx/base.conf.njk", { gatewayName: "test", includeDir: dir }));
     fs.writeFileSync(
         path.join(dir, "nginx.conf"),
         [
+            ...(site.modules ?? []).map((m) => `load_module ${m};`),
             "worker_processes 1;",
             `pid ${dir}/nginx.pid;`,
             `error_log ${dir}/logs/error.log;`,
@@ -86,6 +99,7 @@ export async function startNginx(site: NginxSite): Promise<{ dir: string; stop()
                     fs.writeFileSync(path.join(dir, kind, name), text);
                 }
             }
+            writeFiles(dir, next);
             execFileSync(nginxBinary(), ["-p", dir, "-c", `${dir}/nginx.conf`, "-s", "reload"]);
         },
         async stop() {

@@ -87,6 +87,25 @@ export function onHost(host: SandboxHost, command: string, cache = gatewayCacheD
 }
 
 /**
+ * Installs a Debian package on a sandbox host, which reaches no registry: the host machine downloads it
+ * (once, into `$CACHE/debs`; the machine's release, which the hosts boot by default) and copies it over,
+ * as an operator without internet on the gateway would. Resolves with the installed version.
+ */
+export async function preinstallPackage(host: SandboxHost, pkg: string, cache = gatewayCacheDir()): Promise<string> {
+    const dir = path.join(cache, "debs");
+    fs.mkdirSync(dir, { recursive: true });
+    const cached = () => fs.readdirSync(dir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith(".deb"));
+    if (!cached()) {
+        execFileSync("apt-get", ["download", "-qq", pkg], { cwd: dir, stdio: ["ignore", "ignore", "inherit"], timeout: 120000 });
+    }
+    const deb = cached() as string;
+    const state = sandboxState(cache);
+    execFileSync("scp", [...sshOptions, "-i", state.privateKeyPath, path.join(dir, deb), `root@${state.hosts[host].address}:/tmp/${deb}`], { timeout: 60000 });
+    await onHost(host, `dpkg -i /tmp/${deb} >/dev/null && rm -f /tmp/${deb}`, cache);
+    return (await onHost(host, `dpkg-query -W -f='\${Version}' ${pkg}`, cache)).trim();
+}
+
+/**
  * Reboots one sandbox host keeping its disk (`sandbox.sh reboot`), off for `secondsOff` before it boots
  * again; resolves once its sshd answers again, with the seconds that took from the reboot command.
  * Async, so a request loop keeps running meanwhile.

@@ -293,7 +293,7 @@ describe("bench: the report", () => {
             loadAverages: [1, 2],
             hops: hops(),
             dataPath: hops().flatMap((h) => c.map((cc) => pathRun(h.name, cc, 0))),
-            streams: ["direct", "tunnel", "tunnelNoDelay", "gateway"].map((variant) => ({
+            streams: ["direct", "tunnel", "tunnelNoSession", "gateway"].map((variant) => ({
                 variant,
                 tokensPerSecond: 20,
                 concurrency: 1,

@@ -3,7 +3,7 @@
 // exact path, no unrelated one, and registers no resource.
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
-import { buildStack, ConfigError, parseStackConfig, readStackConfig } from "../../components";
+import { buildStack, ConfigError, Gateway, ModelEndpoint, parseStackConfig, readStackConfig, Service, type GatewayArgs } from "../../components";
 import { resolveEnv } from "../../components/env";
 import { portSlot } from "../../components/naming";
 import { RecordingMocks, settle } from "../helpers/mocks";
@@ -277,6 +277,25 @@ const catalog: Case[] = [
     ["a gateway host key with a newline", (s) => (gw(s).hostKey = "ssh-ed25519 AAAA\nExecStart=/bin/sh"), "gateway.hostKey", /SSH host key line/],
     ["three router processes", (s) => (gw(s).router = { type: "sglang", processes: 3 }), "gateway.router.processes", /expected 1 or 2 router processes/],
     ["a service's router processes as a string", (s) => (svc(s).router = { processes: "2" }), "services[0].router.processes", /expected 1 or 2/],
+    // The model endpoint (gateway.endpoint).
+    ["an endpoint name that is no DNS label", (s) => (gw(s).endpoint = { name: "API" }), "gateway.endpoint.name", /DNS label/],
+    ["an endpoint of unknown shape", (s) => (gw(s).endpoint = { host: "api" }), "gateway.endpoint.host", /unknown key/],
+    [
+        "a service named like the endpoint",
+        (s) => (gw(s).endpoint = { name: "chat" }),
+        "services[0].name",
+        /'chat' is also the name of the gateway's model endpoint \(gateway\.endpoint\.name\)/,
+    ],
+    [
+        "two services with one model behind the endpoint",
+        (s) => {
+            gw(s).endpoint = {};
+            s.services.push({ ...s.services[0], name: "code", portSlot: (portSlot("chat") + 1) % 300 } as never);
+            s.tokens.code = s.tokens.chat;
+        },
+        "services[1].model",
+        /'fake-model' is also the model of services\[0\] chat; the model endpoint \(gateway\.endpoint\) routes a request by its model/,
+    ],
     ["a bare env name unset where pulumi up runs", (s) => (svc(s).env = ["SGW_TEST_UNSET_VARIABLE"]), "services[0].env[0]", /has no value here/],
     [
         "certificate beside tls",
@@ -447,6 +466,47 @@ describe("config validation", () => {
     it("a bare env name takes its value from the environment of pulumi up", () => {
         assert.deepStrictEqual(resolveEnv(["HF_TOKEN", "MODEL_ID=m"], { HF_TOKEN: "hf_x" }, "env"), { HF_TOKEN: "hf_x", MODEL_ID: "m" });
         assert.throws(() => resolveEnv(["HF_TOKEN"], {}, "services[0].env"), /services\[0\]\.env\[0\]: HF_TOKEN has no value here/);
+    });
+
+    it("the model endpoint: off unless set, named api by default; two services with one model are fine without it", () => {
+        assert.strictEqual(parseStackConfig(sshStack(1)).gateway.endpoint, undefined);
+        const raw = sshStack(1) as Stack & Record<string, unknown>;
+        gw(raw).endpoint = {};
+        assert.deepStrictEqual(parseStackConfig(raw).gateway.endpoint, { name: "api" });
+        const twins = sshStack(1) as Stack & Record<string, unknown>;
+        twins.services.push({ ...twins.services[0], name: "code", portSlot: (portSlot("chat") + 1) % 300 } as never);
+        twins.tokens.code = twins.tokens.chat;
+        assert.deepStrictEqual(problemsOf(twins), []);
+    });
+
+    it("component args: a Service whose model another Service on the endpoint's gateway has, or named like the endpoint, is a ConfigError", () => {
+        pulumi.runtime.setMocks(new RecordingMocks(), "sglang-gateway", "test", false);
+        const gateway = new Gateway("gw", {
+            backend: "ssh",
+            host: "10.213.0.2",
+            domain: "example.com",
+            privateKey: "k",
+            endpoint: { name: "api" },
+        } as GatewayArgs);
+        const args = { gateway, port: 8000, model: "m", commands: ["serve"], hosts: [{ host: "10.213.0.3" }], auth: false };
+        new Service("chat", args);
+        assert.throws(
+            () => new Service("code", { ...args, portSlot: (portSlot("chat") + 1) % 300 }),
+            (err: Error) => {
+                assert.ok(err instanceof ConfigError);
+                assert.match(err.message, /Service code: model: 'm' is also the model of service chat/);
+                return true;
+            },
+        );
+        assert.throws(() => new Service("api", { ...args, model: "other" }), /Service api: name: 'api' is also the name of the gateway's model endpoint/);
+        assert.throws(
+            () =>
+                new ModelEndpoint("api", {
+                    gateway: new Gateway("plain", { backend: "ssh", host: "10.213.0.2", domain: "example.com", privateKey: "k" } as GatewayArgs),
+                    services: [],
+                }),
+            /ModelEndpoint api: gateway: the gateway's args have no endpoint/,
+        );
     });
 
     it("two services sharing a port slot are fine once one pins another slot", () => {

@@ -12,11 +12,12 @@ async function build(raw: unknown) {
     // Answers like AWS for the aws stacks (region eu-west-1); ssh stacks create no AWS resources.
     const mocks = new AwsMocks({ region: "eu-west-1" });
     pulumi.runtime.setMocks(mocks, "sglang-gateway", "test", false);
-    const { gateway, services } = buildStack(raw, {});
+    const { gateway, services, endpoint } = buildStack(raw, {});
     // Resolving every URN waits until each registration reached the mocks.
     const all: pulumi.Resource[] = [
         gateway,
         gateway.setup,
+        ...(endpoint ? [endpoint, endpoint.serverBlock] : []),
         ...services.flatMap((s) => [s, s.serverBlock, ...[s.routerProcess, s.routerReconcile].filter((r): r is NonNullable<typeof r> => r !== undefined)]),
     ];
     for (const s of services) {
@@ -27,6 +28,17 @@ async function build(raw: unknown) {
     const urns = await Promise.all(all.map((r) => valueOf(r.urn)));
     await settle();
     return { mocks, gateway, services, urns };
+}
+
+/** Two services (chat, code) behind the model endpoint `api`. */
+function withEndpoint(raw: ReturnType<typeof sshStack>) {
+    const code = { ...raw.services[0], name: "code", model: "code-model", portSlot: 7 };
+    return {
+        ...raw,
+        gateway: { ...raw.gateway, endpoint: { name: "api" } },
+        services: [...raw.services, code],
+        tokens: { ...raw.tokens, code: raw.tokens.chat },
+    };
 }
 
 const replicaChildren = (i: number) => [`chat-replica-${i}-process`, `chat-replica-${i}-tunnel`, `chat-replica-${i}-bridge`, `chat-replica-${i}-worker`];
@@ -128,6 +140,45 @@ describe("resource graph (mocks)", () => {
         assert.match(server, /server unix:\/run\/sglang-gateway\/chat\/replica-1\.sock;/);
     });
 
+    it("with a model endpoint: its step comes after every service (its server block, which also writes the service's locations in it, and its replicas)", async () => {
+        const mocks = new AwsMocks({ region: "eu-west-1" });
+        pulumi.runtime.setMocks(mocks, "sglang-gateway", "test", false);
+        const dependencies = recordDependencies();
+        const { endpoint: component } = buildStack(withEndpoint(sshStack(1)), {});
+        const urn = await valueOf(component!.serverBlock.urn);
+        await settle();
+        const endpoint = mocks.named("api-endpoint");
+        assert.match(urn, /sglang-gateway:index:ModelEndpoint\$pulumi-nodejs:dynamic\/sglang-gateway:HostScript::api-endpoint$/);
+        const after = dependencies.get("pulumi-nodejs:dynamic/sglang-gateway:HostScript::api-endpoint") ?? [];
+        for (const service of ["chat", "code"]) {
+            assert.ok(
+                after.some((u) => u.endsWith(`::${service}-server`)),
+                `after ${service}-server: ${after.join(", ")}`,
+            );
+            // After the whole service: an endpoint that fails (njs not to be had) leaves every service created.
+            assert.ok(
+                after.some((u) => u.endsWith(`::${service}-replica-0-worker`)),
+                `after ${service}-replica-0-worker: ${after.join(", ")}`,
+            );
+            const server = String(mocks.named(`${service}-server`).inputs.create);
+            assert.match(server, new RegExp(`/etc/nginx/sglang-gateway/endpoint/services/${service}\\.conf`));
+            assert.match(server, new RegExp(`location @sgw_endpoint:${service}:_v1_chat_completions \\{`));
+        }
+        const create = String(endpoint.inputs.create);
+        assert.match(create, /libnginx-mod-http-js/);
+        assert.match(create, /\/etc\/nginx\/sglang-gateway\/services\/api_endpoint\.conf/);
+        assert.match(create, /server_name api\.example\.com;/);
+        assert.match(create, /"id":"fake-model","service":"chat","authVariable":"sgw_chat_authorized"/);
+        assert.match(create, /"id":"code-model","service":"code"/);
+        assert.match(String(endpoint.inputs.delete), /\/etc\/nginx\/sglang-gateway\/endpoint/);
+    });
+
+    it("without a model endpoint: no endpoint step, and a service's server block writes only its own file", async () => {
+        const { mocks } = await build(sshStack(1));
+        assert.ok(!mocks.resources.some((r) => r.name.endsWith("-endpoint")));
+        assert.doesNotMatch(String(mocks.named("chat-server").inputs.create), /endpoint/);
+    });
+
     it("workers register the bridge URL of their replica with the service's router port", async () => {
         const { mocks, services } = await build(sshStack(2));
         const [service] = services;
@@ -143,6 +194,7 @@ describe("resource graph (mocks)", () => {
         ["ssh, router", sshStack(3)],
         ["ssh, no router", sshStack(2, { router: null })],
         ["aws", awsStack(2)],
+        ["ssh, router, model endpoint", withEndpoint(sshStack(2))],
     ] as const) {
         it(`every script the stack runs on its hosts parses (bash -n): ${label}`, async () => {
             const { mocks } = await build(raw);
@@ -157,7 +209,10 @@ describe("resource graph (mocks)", () => {
                 ];
             });
             // With a router, each replica's process rolls (and on ssh its tunnel): their scripts around an update are checked too.
-            assert.strictEqual(scripts.filter(([what]) => what.endsWith("before update")).length, label === "ssh, router" ? 6 : label === "aws" ? 2 : 0);
+            assert.strictEqual(
+                scripts.filter(([what]) => what.endsWith("before update")).length,
+                { "ssh, router": 6, "ssh, no router": 0, aws: 2, "ssh, router, model endpoint": 8 }[label],
+            );
             assert.ok(scripts.length >= 6);
             for (const [what, script] of scripts) {
                 const check = spawnSync("bash", ["-n"], { input: scriptInput(script), encoding: "utf8" });

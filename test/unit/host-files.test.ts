@@ -48,7 +48,9 @@ describe("replica host files", () => {
     it("tunnel: a unix socket on the gateway forwarded to the model server's loopback port", () => {
         const unit = tunnelUnitFile({ service: "chat", index: 2, host: "10.0.0.3", port: 2222, user: "ops", remotePort: 8001 });
         assert.strictEqual(unit.path, "/etc/systemd/system/sglang-gateway-tunnel-chat-2.service");
-        assert.match(unit.content, /-p 2222 .* -L \/run\/sglang-gateway\/chat\/replica-2\.sock:127\.0\.0\.1:8001 ops@10\.0\.0\.3$/m);
+        assert.match(unit.content, /-p 2222 .* -L \/run\/sglang-gateway\/chat\/replica-2\.sock:127\.0\.0\.1:8001 ops@10\.0\.0\.3 'exec sleep infinity'$/m);
+        // A session with a pty (sshd then sets TCP_NODELAY: stream chunks are not held), not -N.
+        assert.match(unit.content, /^ExecStart=\/usr\/bin\/ssh -tt /m);
         assert.match(unit.content, /-i \/etc\/sglang-gateway\/keys\/chat-replica-2 /);
         assert.deepStrictEqual(tunnelKeyFile("chat", 2, "  KEY\n\n"), { path: "/etc/sglang-gateway/keys/chat-replica-2", mode: "0600", content: "KEY\n" });
     });
