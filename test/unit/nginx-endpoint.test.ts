@@ -1,9 +1,6 @@
 // The model endpoint under the real nginx and its njs module on loopback, with a fake worker per service:
 // routing by model, tokens per service, shared rate limits, OpenAI's error shapes, streaming, /v1/models.
 import * as assert from "assert";
-import { execFileSync } from "child_process";
-import * as os from "os";
-import * as path from "path";
 import * as fs from "fs";
 import * as http from "http";
 import { endpointFiles, endpointServiceText, routedPaths, type EndpointService } from "../../components/host-files/endpoint";
@@ -14,20 +11,10 @@ import { startFakeWorker, type FakeWorkerProc } from "../helpers/fake-workers";
 import { nginxTest, startNginx } from "../helpers/nginx";
 import { alwaysLeaks, hostileAnswerProblems, hostileRequests, raw } from "../helpers/hostile-requests";
 import { freePort } from "../helpers/ports";
+import { selfSignedCert } from "../helpers/tls";
 
 const tokenA = "token-chat-0123456789";
 
-function selfSignedCert(): { certificatePath: string; privateKeyPath: string } {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sgw-tls-"));
-    const certificatePath = path.join(dir, "cert.pem");
-    const privateKeyPath = path.join(dir, "key.pem");
-    execFileSync(
-        "openssl",
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=*.example.com", "-keyout", privateKeyPath, "-out", certificatePath],
-        { stdio: "ignore" },
-    );
-    return { certificatePath, privateKeyPath };
-}
 const tokenB = "token-code-0123456789";
 
 interface Answer {

@@ -18,6 +18,7 @@ import { bridgeFile } from "../../components/host-files/replica";
 import { bridgePort } from "../../components/naming";
 import { nginxServerTokensOff } from "../../components/host-script/steps";
 import { nginxBinary, nginxTest } from "../helpers/nginx";
+import { selfSignedCert } from "../helpers/tls";
 
 const base: ServerBlockInput = {
     service: "chat",
@@ -36,18 +37,6 @@ function bridges(count: number): Record<string, string> {
             bridgeFile({ service: "chat", index: i, bridgePort: bridgePort(42, i), target: `unix:/run/sglang-gateway/chat/replica-${i}.sock` }).content,
         ]),
     );
-}
-
-function selfSignedCert(): { certificatePath: string; privateKeyPath: string } {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sgw-tls-"));
-    const certificatePath = path.join(dir, "cert.pem");
-    const privateKeyPath = path.join(dir, "key.pem");
-    execFileSync(
-        "openssl",
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=*.example.com", "-keyout", privateKeyPath, "-out", certificatePath],
-        { stdio: "ignore" },
-    );
-    return { certificatePath, privateKeyPath };
 }
 
 describe("nginx templates (real nginx -t)", () => {
