@@ -2,7 +2,7 @@
 // mocks, the files they write (real nginx -t), and the scripts run against a stand-in certbot that answers with
 // certbot 5.8.0's own words (recorded against Pebble).
 import * as assert from "assert";
-import { execFileSync, spawnSync } from "child_process";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -16,6 +16,7 @@ import { AwsMocks } from "../helpers/aws-mocks";
 import { recordDependencies, settle, valueOf } from "../helpers/mocks";
 import { nginxTest } from "../helpers/nginx";
 import { awsStack, sshStack, testKey } from "../helpers/stack-configs";
+import { selfSignedCert } from "../helpers/tls";
 
 const publicDomain = "llm.sglang-gateway.dev";
 const hostScript = (name: string) => `pulumi-nodejs:dynamic/sglang-gateway:HostScript::${name}`;
@@ -221,11 +222,7 @@ describe("ACME certificates", () => {
         it("nginx -t: the port-80 server of every service name beside HTTPS-only service blocks; challenges are served, the rest redirected", async () => {
             pulumi.runtime.setMocks(new AwsMocks({ region: "eu-west-1" }), "sglang-gateway", "test", false);
             const http = await fileText("/etc/nginx/conf.d/sglang-gateway-acme.conf");
-            const cert = path.join(dir, "fullchain.pem");
-            const key = path.join(dir, "privkey.pem");
-            execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=chat", "-keyout", key, "-out", cert], {
-                stdio: "ignore",
-            });
+            const { certificatePath: cert, privateKeyPath: key } = selfSignedCert();
             const block = (service: string) =>
                 serverBlockText({
                     service,
