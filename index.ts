@@ -11,3 +11,10 @@ export const routerPackage = gateway.routerPackage;
 export const endpoints = pulumi.all(Object.fromEntries(services.map((s) => [s.serviceName, s.url])));
 /** The model endpoint's URL (`gateway.endpoint`); undefined, so not exported, without one. */
 export const modelEndpoint = endpoint?.url;
+// For operators, never clients: where each service's logs and metrics are on the gateway, and how to reach it
+// over SSH (`npm run gateway -- logs|metrics <service>` reads these two).
+export const observability = {
+    gateway: gateway.sshAccess,
+    services: Object.fromEntries(services.map((s) => [s.serviceName, s.observability])),
+};
+export const gatewaySshKey = gateway.privateKey;

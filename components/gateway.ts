@@ -19,6 +19,7 @@ import { gatewayBaseConf } from "./host-files/gateway";
 import { hostStep, HostScript, type HostFileInput, type ResolvedSshConnection } from "./host-script";
 import { nginxReload, nginxServerTokensOff, systemUser } from "./host-script/steps";
 import { readKeyFilesOrThrow } from "./keys";
+import type { GatewaySshAccess } from "./observability";
 import { gatewayPaths, hostPaths, portSlot, systemUsers } from "./naming";
 import { routerFor, type Router, type RouterSettings } from "./routers";
 import { render } from "./templates";
@@ -49,6 +50,8 @@ export class Gateway extends pulumi.ComponentResource {
     readonly acme: HostScript | undefined;
     /** @internal the host backend, which also places replicas. */
     readonly host: GatewayHost;
+    /** How operators reach the gateway over SSH to read logs and metrics: address, port, user, host key (not secret; no key). */
+    readonly sshAccess: pulumi.Output<GatewaySshAccess>;
     /** The gateway's SSH key (secret), read from privateKeyPath if given so. */
     readonly privateKey: pulumi.Output<string>;
     private readonly portSlots = new Map<number, string>();
@@ -134,6 +137,13 @@ export class Gateway extends pulumi.ComponentResource {
         // Not the setup's pin: a preview of a setup update could not know it, and would show every step as changed.
         this.connection = this.host.connection;
         this.routerPackage = pulumi.output(install?.requirement);
+        // The connection is secret as a whole (it holds the key); these parts of it are not.
+        this.sshAccess = pulumi.unsecret(
+            pulumi.all([this.host.connection, this.setup.hostKey]).apply(([c, pinned]) => {
+                const hostKey = c.hostKey ?? pinned;
+                return { host: c.host, port: c.port ?? 22, user: c.user ?? "root", ...(hostKey ? { hostKey } : {}) };
+            }),
+        );
         this.registerOutputs({ address: this.address, domain: this.domain, connection: this.connection, routerPackage: this.routerPackage });
     }
 

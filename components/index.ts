@@ -3,6 +3,7 @@ export { Gateway, gatewayType, type GatewayArgs } from "./gateway";
 export { Service, serviceType, type ServiceArgs, type RateLimitArgs } from "./service";
 export { Replica, replicaType, type ReplicaArgs } from "./replica";
 export { ModelEndpoint, modelEndpointType, type ModelEndpointArgs } from "./model-endpoint";
+export type { GatewaySshAccess, RouterObservability, ServiceObservability } from "./observability";
 export {
     ConfigError,
     parseStackConfig,

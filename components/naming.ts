@@ -204,6 +204,8 @@ export function routerPaths(service: string, instance: 1 | 2 = 1) {
          * The directories between the gateway's roots and the start script and state directory: the router's
          * user must search them, whatever umask root created them with.
          */
+        /** The directories only this process's files are in, deepest first: they go with it once empty (the first's after the second's and the reconcile's). */
+        ownDirs: instance === 1 ? [configDir, `${stateDir}/routers/${service}`] : [configDir],
         searchableDirs: [
             `${etcDir}/routers`,
             `${etcDir}/routers/${service}`,
@@ -226,7 +228,10 @@ export function routerReconcilePaths(service: string) {
 export function servicePaths(service: string) {
     return {
         serverBlock: `${gatewayPaths.servicesDir}/${service}.conf`,
+        /** Its access log: one JSON object a request, with the request id nginx passes to the router as `X-Request-Id`. */
         accessLog: `/var/log/nginx/sglang-gateway-${service}.access.log`,
+        /** The access log's nginx format, defined in the service's own file (the gateway's base conf stays as it is). */
+        accessLogFormat: `sgw_${service.replace(/-/g, "_")}_access`,
         socketDir: `${runDir}/${service}`,
         /** Held by the one replica of the service restarting for a new config; says where a failed roll stopped. */
         rolloutLock: `${runDir}/rollout-${service}`,

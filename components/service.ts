@@ -15,10 +15,11 @@ import type { Gateway } from "./gateway";
 import { endpointServiceText } from "./host-files/endpoint";
 import { serverBlockFile, type ServerBlockInput } from "./host-files/server-block";
 import { hostStep, HostScript } from "./host-script";
-import { nginxReload, systemdUnitSteps } from "./host-script/steps";
+import { nginxReload, removeEmptyDirs, systemdUnitSteps } from "./host-script/steps";
 import { resolveEnv } from "./env";
 import { readKeyFilesOrThrow } from "./keys";
 import { endpointServiceLocations, servicePaths, servicePorts, systemUsers, workerUrl, type ServicePorts } from "./naming";
+import type { RouterObservability, ServiceObservability } from "./observability";
 import { Replica } from "./replica";
 
 export const serviceType = "sglang-gateway:index:Service";
@@ -75,6 +76,8 @@ export class Service extends pulumi.ComponentResource {
     readonly serverBlock: HostScript;
     /** The service's certificate from the gateway's ACME server; undefined when the gateway has none. */
     readonly certificate: HostScript | undefined;
+    /** Where the service's access log, router logs and router metrics are on the gateway (for operators). */
+    readonly observability: ServiceObservability;
 
     constructor(name: string, args: ServiceArgs, opts: pulumi.ComponentResourceOptions = {}) {
         super(serviceType, name, {}, opts);
@@ -160,6 +163,7 @@ export class Service extends pulumi.ComponentResource {
         let routerReconcile: HostScript | undefined;
         let serverBlock: HostScript | undefined;
         const routerProcesses: HostScript[] = [];
+        const routerObservability: RouterObservability[] = [];
         const processCount = settings.router?.processes ?? routerSettings?.processes ?? 1;
         const extraRouterPorts = processCount === 2 ? [this.ports.secondRouterPort] : [];
         if (router && routerSettings) {
@@ -184,6 +188,11 @@ export class Service extends pulumi.ComponentResource {
                     workerUrls: router.addsWorkersAtRuntime ? [] : Array.from({ length: settings.replicas }, (_, i) => workerUrl(slot, i)),
                 });
                 const unit = systemdUnitSteps(launch.unitName);
+                routerObservability.push({
+                    unit: launch.unitName,
+                    ...(launch.logDir ? { logDir: launch.logDir } : {}),
+                    ...(launch.metricsUrl ? { metricsUrl: launch.metricsUrl } : {}),
+                });
                 routerProcesses.push(
                     hostStep(
                         instance === 1 ? `${name}-router` : `${name}-router-2`,
@@ -200,7 +209,7 @@ export class Service extends pulumi.ComponentResource {
                             activate: [...launch.prepare, ...unit.activate, ...launch.waitReady],
                             rollBack: unit.rollBack,
                             deactivate: unit.deactivate,
-                            afterRemove: unit.afterRemove,
+                            afterRemove: [...unit.afterRemove, ...(launch.emptyDirs?.length ? [removeEmptyDirs(launch.emptyDirs)] : [])],
                             removePaths: launch.statePaths,
                         },
                         // The second starts after the first: it reads the workers the first's state directory holds.
@@ -235,6 +244,7 @@ export class Service extends pulumi.ComponentResource {
         this.routerProcess = routerProcess;
         this.routerProcesses = routerProcesses;
         this.routerReconcile = routerReconcile;
+        this.observability = { accessLog: servicePaths(name).accessLog, routers: routerObservability };
 
         const replicaOpts = { parent: this, dependsOn: routerProcesses.length > 0 ? routerProcesses : [gateway.setup] };
         const roleEnvs = settings.pd
@@ -278,6 +288,6 @@ export class Service extends pulumi.ComponentResource {
             serverBlock ?? makeServerBlock(pulumi.all(this.replicas.map((r) => r.target)), [gateway.setup, ...certificateFirst, ...this.replicas]);
 
         this.url = pulumi.interpolate`${gateway.tls ? "https" : "http"}://${name}.${gateway.domain}`;
-        this.registerOutputs({ url: this.url, replicas: this.replicas.length, routerPort: this.ports.routerPort });
+        this.registerOutputs({ url: this.url, replicas: this.replicas.length, routerPort: this.ports.routerPort, observability: this.observability });
     }
 }

@@ -16,8 +16,8 @@ fi
 
 # Lanes B and C: e2e suites that need no other lane's host state, each lane on a sandbox of its own. Lane A
 # runs unit and integration first, then the e2e suites named in neither.
-lane_b=(test/e2e/pd.test.ts test/e2e/rolling-update.test.ts test/e2e/router-crash.test.ts test/e2e/host-keys.test.ts test/e2e/model-endpoint.test.ts test/e2e/acme.test.ts)
-lane_c=(test/e2e/reboots.test.ts test/e2e/interrupted-apply.test.ts test/e2e/unprivileged.test.ts test/e2e/hostile-requests.test.ts)
+lane_b=(test/e2e/pd.test.ts test/e2e/rolling-update.test.ts test/e2e/router-crash.test.ts test/e2e/host-keys.test.ts test/e2e/model-endpoint.test.ts test/e2e/observability.test.ts test/e2e/acme.test.ts)
+lane_c=(test/e2e/reboots.test.ts test/e2e/interrupted-apply.test.ts test/e2e/unprivileged.test.ts test/e2e/hostile-requests.test.ts test/e2e/many-services.test.ts)
 lane_a=("test/unit/**/*.test.ts" "test/integration/**/*.test.ts")
 for file in test/e2e/*.test.ts; do
     [[ " ${lane_b[*]} ${lane_c[*]} " == *" $file "* ]] || lane_a+=("$file")

@@ -45,6 +45,9 @@ export const corsResponseHeaders = [
     "access-control-max-age",
 ];
 
+/** Names one request in nginx's access log, the router's log and the answer: nginx's `$request_id`. */
+export const requestIdHeader = "x-request-id";
+
 export function rateLimitZones(service: string, limits: RateLimit[]): RateLimitZone[] {
     return limits.map((limit, i) => ({
         zone: `sgw_${service}_${i}`,
@@ -117,6 +120,8 @@ export interface ServerBlockInput {
     failover?: boolean;
     /** Longest a request may take, streaming included. */
     readTimeoutSeconds?: number;
+    /** Where the access log goes; default the service's on the gateway (tests point it elsewhere). */
+    accessLog?: string;
     /** Public ports; default 80 and 443. */
     httpPort?: number;
     httpsPort?: number;
@@ -165,14 +170,16 @@ export function serverBlockText(input: ServerBlockInput): string {
         auth: input.auth,
         tokenPatterns: input.tokens.map(tokenPattern),
         authVariable: `$${names.variablePrefix}_authorized`,
-        accessLog: names.accessLog,
+        accessLog: input.accessLog ?? names.accessLog,
+        accessLogFormat: names.accessLogFormat,
         upstreamName: names.upstreamName,
         upstreamServers: input.upstreamServers,
         zones,
         locations: planLocations(allow, zones),
         denyOtherPaths: !allow.prefix.includes("/"),
         tls: tlsContext(input.tls),
-        hideHeaders: [...corsResponseHeaders, ...(input.internalResponseHeaders ?? [])],
+        // The router's echo of the request id: nginx adds its own on every answer.
+        hideHeaders: [...corsResponseHeaders, requestIdHeader, ...(input.internalResponseHeaders ?? [])],
         noWorkerAnswer: input.noWorkerAnswer ? { ...input.noWorkerAnswer, variable: headerVariable(input.noWorkerAnswer.header, "$upstream_http_") } : false,
         noWorkerMessage: input.pdReplicas ? pdNoWorkerMessage(input.service, input.pdReplicas) : noWorkerMessage(input.service, input.servedModel),
         readTimeoutSeconds: input.readTimeoutSeconds ?? 3600,

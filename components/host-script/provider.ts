@@ -243,7 +243,8 @@ export class HostScript extends pulumi.dynamic.Resource {
                 create: pulumi.secret(args.create),
                 delete: pulumi.secret(args.delete),
                 hostKey: undefined,
-                ...(args.learnHostKey ? { learnHostKey: args.learnHostKey, learnedHostKey: undefined } : {}),
+                // A script too: [secret] in a preview like the others, not its whole text.
+                ...(args.learnHostKey ? { learnHostKey: pulumi.secret(args.learnHostKey), learnedHostKey: undefined } : {}),
                 ...(args.aroundUpdate
                     ? {
                           aroundUpdate: pulumi.secret(

@@ -97,3 +97,8 @@ export function searchableDirs(user: string, dirs: string[]): string {
 export function sshHostKeyScan(host: string, port: number): string {
     return render("scripts/ssh-host-key.sh.njk", { host, port });
 }
+
+/** Removes each directory (in the order given: deepest first) that is empty; one that still holds anything stays. */
+export function removeEmptyDirs(dirs: string[]): string {
+    return render("scripts/empty-dirs-remove.sh.njk", { dirs });
+}

@@ -67,6 +67,12 @@ export interface RouterLaunch {
     waitReady: string[];
     /** What the router keeps across restarts, removed with the service. */
     statePaths: string[];
+    /** Directories that go after the process's files once they are empty (another step's files may still be in them). */
+    emptyDirs?: string[];
+    /** Where the router writes its log on the gateway beside the unit's journal, if anywhere. */
+    logDir?: string;
+    /** Its Prometheus metrics on the gateway's loopback (never public), if it serves them. */
+    metricsUrl?: string;
 }
 
 export interface RouterReconcileOptions {

@@ -5,9 +5,9 @@
 import * as assert from "assert";
 import type { PulumiProject } from "../helpers/pulumi-cli";
 import { onFreshSandbox, onHost } from "../helpers/sandbox";
-import { pdSandboxStack } from "../helpers/sandbox-stacks";
+import { pdSandboxStack, sandboxStack } from "../helpers/sandbox-stacks";
 import { adminCalls, leftOnGateway, pids, workers } from "../helpers/gateway-router";
-import { assertNothingLost, chat, underLoad, whileStreaming, type Answer } from "../helpers/gateway-client";
+import { answeringWorkers, assertNothingLost, chat, underLoad, whileStreaming, type Answer } from "../helpers/gateway-client";
 
 const roleUrn = (role: string, i: number) => new RegExp(`::chat-${role}-${i}(-(process|tunnel|bridge|worker))?$`);
 
@@ -29,6 +29,15 @@ describe("e2e PD service on sandbox hosts (smg): prefills on r1, decodes on r2",
     let project: PulumiProject;
     const config = (prefill: number, decode: number) => pdSandboxStack({ gateway: "e2e-pd", prefill, decode });
     beforeEach(() => (project = stack()));
+
+    it("a running service without roles switches to PD in two ups (replicas: 0, then pd), as the README says", async () => {
+        project.setConfig(sandboxStack({ gateway: "e2e-pd", replicas: 2 }));
+        await project.up();
+        assert.strictEqual((await answeringWorkers(4)).length, 2);
+        project.setConfig(sandboxStack({ gateway: "e2e-pd", replicas: 0 }));
+        await project.up();
+        assert.deepStrictEqual(await workers(), []);
+    });
 
     it("1 prefill + 1 decode: chat plain and streamed through the gateway with the token; the decode names its prefill", async () => {
         project.setConfig(config(1, 1));

@@ -19,10 +19,20 @@ export interface Answer {
     seconds?: number;
     /** Response header names, lowercase. */
     headerNames?: string[];
+    /** The gateway's id of the request (X-Request-Id of the answer). */
+    requestId?: string;
+}
+
+/** Which service and credentials a request goes with: default the `chat` service with `token`. */
+export interface ServiceTarget {
+    /** The service's name: the request's Host is `<service>.sandbox.test`. */
+    service?: string;
+    token?: string;
+    headers?: Record<string, string>;
 }
 
 /** A chat completion through the gateway's public listener, with the service's Host header. */
-export function chat(options: { stream?: boolean; withToken?: boolean; tokens?: number } = {}): Promise<Answer> {
+export function chat(options: { stream?: boolean; withToken?: boolean; tokens?: number } & ServiceTarget = {}): Promise<Answer> {
     const gateway = sandboxState().hosts.gw.address;
     const started = Date.now();
     const body = JSON.stringify({
@@ -41,9 +51,10 @@ export function chat(options: { stream?: boolean; withToken?: boolean; tokens?: 
                 method: "POST",
                 timeout: 30000,
                 headers: {
-                    host: serviceHost,
+                    host: options.service ? `${options.service}.sandbox.test` : serviceHost,
                     "content-type": "application/json",
-                    ...(options.withToken === false ? {} : { authorization: `Bearer ${token}` }),
+                    ...(options.withToken === false ? {} : { authorization: `Bearer ${options.token ?? token}` }),
+                    ...options.headers,
                 },
             },
             (res) => {
@@ -56,6 +67,7 @@ export function chat(options: { stream?: boolean; withToken?: boolean; tokens?: 
                     prefill: res.headers["x-fake-prefill"] as string | undefined,
                     seconds: (Date.now() - started) / 1000,
                     headerNames: Object.keys(res.headers),
+                    requestId: res.headers["x-request-id"] as string | undefined,
                 });
                 res.on("end", () => resolve(answer()));
                 // A response cut mid-way ends without "end": report it as a cut, never hang.
@@ -69,12 +81,16 @@ export function chat(options: { stream?: boolean; withToken?: boolean; tokens?: 
 }
 
 /** Requests in a loop while `work` runs: every answer is recorded, so a lost request shows. `work` sees the answers so far. */
-export async function underLoad<T>(work: (answers: readonly Answer[]) => Promise<T>): Promise<{ result: T; answers: Answer[] }> {
+export async function underLoad<T>(
+    work: (answers: readonly Answer[]) => Promise<T>,
+    target: ServiceTarget | ((n: number) => ServiceTarget) = {},
+): Promise<{ result: T; answers: Answer[] }> {
     const answers: Answer[] = [];
     let running = true;
     const loop = (async () => {
         while (running && answers.length < 5000) {
-            answers.push(await chat({ stream: answers.length % 2 === 1 }).catch((err: Error) => ({ status: 0, body: err.message })));
+            const to = typeof target === "function" ? target(answers.length) : target;
+            answers.push(await chat({ ...to, stream: answers.length % 2 === 1 }).catch((err: Error) => ({ status: 0, body: err.message })));
             await new Promise((r) => setTimeout(r, 20));
         }
     })();

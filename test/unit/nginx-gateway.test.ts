@@ -1,6 +1,9 @@
 // The service block served by the real nginx on loopback: auth, allow-list, rate limits, 503, streaming.
 import * as assert from "assert";
+import * as fs from "fs";
 import * as http from "http";
+import * as os from "os";
+import * as path from "path";
 import type { AddressInfo } from "net";
 import { serverBlockText, type ServerBlockInput } from "../../components/host-files/server-block";
 import { sglangRouter } from "../../components/routers/sglang/router";
@@ -18,7 +21,7 @@ interface Answer {
 function request(
     port: number,
     path: string,
-    options: { token?: string; authorization?: string; method?: string; body?: string; host?: string; answer?: string } = {},
+    options: { token?: string; authorization?: string; method?: string; body?: string; host?: string; answer?: string; headers?: Record<string, string> } = {},
 ): Promise<Answer> {
     return new Promise((resolve, reject) => {
         const req = http.request(
@@ -33,6 +36,7 @@ function request(
                     ...(options.authorization ? { authorization: options.authorization } : {}),
                     ...(options.answer ? { "x-test-answer": options.answer } : {}),
                     "content-type": "application/json",
+                    ...options.headers,
                 },
             },
             (res) => {
@@ -75,8 +79,9 @@ describe("service block under the real nginx", function () {
                 res.end(JSON.stringify({ error: { code: "model_not_found", message: "No worker available for model 'm'" } }));
                 return;
             }
-            res.writeHead(upstreamStatus, { "content-type": "application/json", ...internal });
-            res.end(JSON.stringify({ path: req.url, upstream: true, authorization: req.headers.authorization }));
+            // Like both router generations: the request id it was given comes back as x-request-id.
+            res.writeHead(upstreamStatus, { "content-type": "application/json", "x-request-id": req.headers["x-request-id"] ?? "router-own-id", ...internal });
+            res.end(JSON.stringify({ path: req.url, upstream: true, authorization: req.headers.authorization, requestId: req.headers["x-request-id"] }));
         });
         await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
         upstreamPort = (upstream.address() as AddressInfo).port;
@@ -250,6 +255,57 @@ describe("service block under the real nginx", function () {
             assert.doesNotMatch(other.body, /No worker available/);
         } finally {
             await nginx.stop();
+        }
+    });
+
+    it("one request id per request: nginx's, passed to the router as X-Request-Id, in the answer and in a JSON access-log line", async () => {
+        const logDir = fs.mkdtempSync(path.join(os.tmpdir(), "sgw-access-"));
+        const accessLog = path.join(logDir, "chat.access.log");
+        const { nginx, port } = await serve({ accessLog });
+        try {
+            const body = JSON.stringify({ model: "m", messages: [] });
+            // A client's own id is not taken: ids must stay unique to find a request by one.
+            const ok = await request(port, "/v1/chat/completions", { token, method: "POST", body, headers: { "x-request-id": "client-chosen" } });
+            assert.strictEqual(ok.status, 200);
+            const id = ok.headers["x-request-id"];
+            assert.match(String(id), /^[0-9a-f]{32}$/, `one x-request-id of nginx's in the answer: ${JSON.stringify(id)}`);
+            assert.strictEqual(JSON.parse(ok.body).requestId, id, "the router got the same id as X-Request-Id");
+            // nginx's own answers carry one too (support can ask for it), each another.
+            const refused = [await request(port, "/v1/models"), await request(port, "/workers", { token }), await request(port, "/v1/models", { token })];
+            const ids = refused.map((a) => a.headers["x-request-id"]);
+            assert.deepStrictEqual(
+                refused.map((a) => a.status),
+                [401, 403, 200],
+            );
+            assert.ok(ids.every((i) => /^[0-9a-f]{32}$/.test(String(i))) && new Set([id, ...ids]).size === 4, `ids: ${ids.join(", ")}`);
+
+            const text = fs.readFileSync(accessLog, "utf8");
+            assert.ok(!text.includes(token), "the token is in the access log");
+            const lines = text
+                .trim()
+                .split("\n")
+                .map((line) => JSON.parse(line) as Record<string, string | number>);
+            assert.strictEqual(lines.length, 4);
+            const line = lines.find((l) => l.request_id === id);
+            assert.ok(line, `no access-log line with request_id ${id}: ${text}`);
+            assert.strictEqual(line.service, "chat");
+            assert.strictEqual(line.method, "POST");
+            assert.strictEqual(line.uri, "/v1/chat/completions");
+            assert.strictEqual(line.status, "200");
+            assert.strictEqual(line.upstream_status, "200");
+            assert.strictEqual(line.upstream_addr, `127.0.0.1:${upstreamPort}`);
+            assert.match(String(line.upstream_response_time), /^\d+\.\d{3}$/);
+            assert.strictEqual(typeof line.request_time, "number");
+            assert.ok(Number(line.bytes_sent) > Number(line.body_bytes_sent) && Number(line.body_bytes_sent) > 0, JSON.stringify(line));
+            assert.ok(Number(line.request_length) > body.length, JSON.stringify(line));
+            // A refused request names no upstream.
+            assert.deepStrictEqual(
+                lines.filter((l) => l.status === "401").map((l) => [l.request_id, l.upstream_status]),
+                [[ids[0], ""]],
+            );
+        } finally {
+            await nginx.stop();
+            fs.rmSync(logDir, { recursive: true, force: true });
         }
     });
 

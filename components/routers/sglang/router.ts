@@ -187,6 +187,12 @@ export const sglangRouter: Router = {
             ],
             // The workers directory is the service's, shared by its router processes: it goes with the first.
             statePaths: (options.instance ?? 1) === 1 ? [workersDir, paths.logDir] : [paths.logDir],
+            // Its start script's directory and the workers directory's parent: a removed service leaves no empty directory.
+            emptyDirs: paths.ownDirs,
+            // `--log-dir`: a plain copy of the journal's lines (one file a day); each request's two lines carry its `request_id`.
+            logDir: paths.logDir,
+            // `--prometheus-host 127.0.0.1 --prometheus-port`: both generations serve the text format at /metrics.
+            metricsUrl: `http://127.0.0.1:${options.metricsPort}/metrics`,
         };
     },
 
