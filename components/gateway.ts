@@ -1,12 +1,16 @@
 // Gateway: a host, nginx, optional TLS, and the pinned router install that every service's router uses.
 import * as pulumi from "@pulumi/pulumi";
 import { backendFor, type GatewayHost } from "./backends";
+import { acmeGatewayStep } from "./certificates/acme";
 import {
+    certificateSource,
     ConfigError,
     endpointModelProblem,
     endpointNameProblem,
+    undecidedDefault,
     parseGatewaySettings,
     portSlotProblem,
+    type CertificateSource,
     type GatewayArgs,
     type GatewaySettings,
 } from "./config";
@@ -36,9 +40,14 @@ export class Gateway extends pulumi.ComponentResource {
     /** The router settings every service inherits; undefined for a plain gateway. */
     readonly routerSettings: RouterSettings | undefined;
     readonly router: Router | undefined;
+    /** Services are served over HTTPS (the user's certificate, or one from the ACME server per service). */
     readonly tls: boolean;
+    /** Where the HTTPS certificates come from, defaults resolved: none, the user's (`tls`), or an ACME server. */
+    readonly certificates: CertificateSource;
     /** The remote step that prepared the host; services depend on it. */
     readonly setup: HostScript;
+    /** The ACME client, account, challenge server and renewal timer; services' certificates depend on it. Undefined without ACME. */
+    readonly acme: HostScript | undefined;
     /** @internal the host backend, which also places replicas. */
     readonly host: GatewayHost;
     /** How operators reach the gateway over SSH to read logs and metrics: address, port, user, host key (not secret; no key). */
@@ -54,7 +63,15 @@ export class Gateway extends pulumi.ComponentResource {
         this.settings = settings;
         this.routerSettings = settings.router;
         this.router = settings.router ? routerFor(settings.router.type) : undefined;
-        this.tls = settings.tls !== undefined;
+        const certificates = certificateSource(settings);
+        this.certificates = certificates;
+        this.tls = certificates.source !== "none";
+        if (undecidedDefault(settings)) {
+            pulumi.log.warn(
+                `Gateway ${name}: HTTP only: the domain is known only at deploy time, so whether it is public (Let's Encrypt) cannot be told; set certificate: letsencrypt (or none) to choose`,
+                this,
+            );
+        }
         // The same key-file reading as the replica hosts' (a key given inline stays as it is).
         const key = readKeyFilesOrThrow({ privateKey: settings.privateKey, privateKeyPath: settings.privateKeyPath }, `Gateway ${name}`);
         this.privateKey = pulumi.secret(key.privateKey ?? "");
@@ -78,7 +95,10 @@ export class Gateway extends pulumi.ComponentResource {
                 summary: { gateway: name, router: install?.requirement ?? "none", tls: String(this.tls) },
                 write: files,
                 activate: [
-                    render("scripts/gateway-packages.sh.njk", { needsPython: install !== undefined, dirs: gatewayPaths.dirs }),
+                    render("scripts/gateway-packages.sh.njk", {
+                        needsPython: install !== undefined || certificates.source === "acme",
+                        dirs: gatewayPaths.dirs,
+                    }),
                     ...(install ? [routerUser.create, ...install.commands] : []),
                     nginxServerTokensOff(gatewayPaths.serverTokensConf),
                     "systemctl enable --now nginx",
@@ -96,6 +116,20 @@ export class Gateway extends pulumi.ComponentResource {
             },
             { parent: this },
         );
+
+        // After the setup (nginx, the directories) and the host's DNS record, if it makes one: the ACME server resolves the names.
+        this.acme =
+            certificates.source === "acme"
+                ? hostStep(
+                      `${name}-acme`,
+                      {
+                          ...acmeGatewayStep(name, settings.domain, certificates.acme),
+                          connection: this.host.connection,
+                          description: `ACME certificates of gateway ${name}`,
+                      },
+                      { parent: this, dependsOn: [this.setup, ...(this.host.dnsRecords ?? [])] },
+                  )
+                : undefined;
 
         this.address = this.host.address;
         this.domain = pulumi.output(settings.domain);

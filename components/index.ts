@@ -17,6 +17,10 @@ export {
     type ServiceSettingsArgs,
     type RouterArgs,
     type TlsArgs,
+    isPublicDomain,
+    type AcmeArgs,
+    type CertificateArgs,
+    type CertificateSource,
     type EndpointArgs,
 } from "./config";
 export { maxReplicas, portSlots } from "./naming";

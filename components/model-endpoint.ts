@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ConfigError } from "./config";
 import type { Gateway } from "./gateway";
 import { endpointFiles, type EndpointInput } from "./host-files/endpoint";
-import { tlsPaths } from "./host-files/server-block";
+import { certificateStep, serverTls } from "./certificates";
 import { hostStep, type HostScript } from "./host-script";
 import { nginxReload } from "./host-script/steps";
 import { endpointPaths, njsModule } from "./naming";
@@ -26,6 +26,8 @@ export class ModelEndpoint extends pulumi.ComponentResource {
     /** Model → the service that serves it. */
     readonly models: Record<string, string>;
     readonly serverBlock: HostScript;
+    /** The endpoint name's certificate from the gateway's ACME server; undefined when the gateway has none. */
+    readonly certificate: HostScript | undefined;
 
     constructor(name: string, args: ModelEndpointArgs, opts: pulumi.ComponentResourceOptions = {}) {
         super(modelEndpointType, name, {}, opts);
@@ -38,12 +40,20 @@ export class ModelEndpoint extends pulumi.ComponentResource {
         const entries = services.map((s) => ({ service: s.serviceName, model: s.settings.model, auth: s.settings.auth }));
         this.models = Object.fromEntries(entries.map((e) => [e.model, e.service]));
         const paths = endpointPaths(endpoint.name);
+        // With an ACME server the endpoint's name has a certificate of its own (no service has that name), obtained first.
+        this.certificate = certificateStep(gateway, {
+            resourceName: `${name}-endpoint-certificate`,
+            certName: endpoint.name,
+            serverName: pulumi.interpolate`${endpoint.name}.${gateway.domain}`,
+            description: `certificate of the model endpoint ${endpoint.name}`,
+            parent: this,
+        });
         const files = gateway.domain.apply((domain) => {
             const input: EndpointInput = {
                 name: endpoint.name,
                 serverName: `${endpoint.name}.${domain}`,
                 services: entries,
-                tls: gateway.tls ? tlsPaths : undefined,
+                tls: serverTls(gateway.certificates, endpoint.name),
             };
             return endpointFiles(input);
         });
@@ -68,7 +78,7 @@ export class ModelEndpoint extends pulumi.ComponentResource {
             },
             // Each service's locations (and the zones, token maps and upstreams they name) are in place first; and
             // after the whole of each service, so an endpoint that fails (no njs to be had) stops no service's creation.
-            { parent: this, dependsOn: [gateway.setup, ...services] },
+            { parent: this, dependsOn: [gateway.setup, ...services, ...(this.certificate ? [this.certificate] : [])] },
         );
         this.url = pulumi.interpolate`${gateway.tls ? "https" : "http"}://${endpoint.name}.${gateway.domain}`;
         this.registerOutputs({ url: this.url, models: this.models });

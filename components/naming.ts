@@ -132,6 +132,54 @@ export const gatewayPaths = {
     roots: [nginxIncludeDir, etcDir, stateDir, logDir],
 };
 
+/**
+ * The ACME client on the gateway (`certbot`, pinned, in a virtualenv) and its directories: one account per
+ * gateway, one certificate lineage per service (its `--cert-name` is the service's name).
+ */
+export const acmePaths = {
+    /** The client's install and the scripts that run it; removed with the ACME step. */
+    clientRoot: `${optDir}/acme`,
+    /** certbot with this gateway's directories, ACME server and CA bundle: every step and the renewal run it. */
+    certbot: `${optDir}/acme/certbot`,
+    /** The renewal run of the timer's service: under the host's change lock, nginx reloaded for what was renewed. */
+    renewScript: `${optDir}/acme/renew.sh`,
+    /** certbot's configuration directory: the account, the certificates (`live/<service>/`), their renewal settings. */
+    configDir: `${etcDir}/acme`,
+    /** certbot's own settings (directories, server, EAB): root's only, it may hold the EAB key. */
+    cliIni: `${etcDir}/acme/cli.ini`,
+    /** PEM of the CA(s) the ACME server's HTTPS certificate chains to, for a private ACME server. */
+    serverCaBundle: `${etcDir}/acme/server-ca.pem`,
+    stateDir: `${stateDir}/acme`,
+    workDir: `${stateDir}/acme/work`,
+    /** What nginx serves at `/.well-known/acme-challenge/` on port 80 for every `<service>.<domain>`. */
+    webroot: `${stateDir}/acme/webroot`,
+    logsDir: `${logDir}/acme`,
+    /** The port-80 server of every service name: challenges, and the redirect to HTTPS. */
+    httpConf: "/etc/nginx/conf.d/sglang-gateway-acme.conf",
+    httpAccessLog: "/var/log/nginx/sglang-gateway-acme.access.log",
+    renewUnit: "sglang-gateway-acme-renew.service",
+    renewTimer: "sglang-gateway-acme-renew.timer",
+};
+
+/** The ACME client's virtualenv of one pinned version, beside the scripts that run it. */
+export function acmeClientVenv(packageName: string, version: string): string {
+    return `${acmePaths.clientRoot}/${packageName}-${version}`;
+}
+
+/** One service's certificate from the ACME server: certbot's lineage named after the service. */
+export function acmeCertificatePaths(service: string) {
+    const live = `${acmePaths.configDir}/live/${service}`;
+    return {
+        certName: service,
+        certificatePath: `${live}/fullchain.pem`,
+        privateKeyPath: `${live}/privkey.pem`,
+        /** certbot's renewal settings of the lineage: the ACME server it came from, among others. */
+        renewalConf: `${acmePaths.configDir}/renewal/${service}.conf`,
+        /** Everything certbot keeps of the lineage: removed with the service. */
+        lineage: [live, `${acmePaths.configDir}/archive/${service}`, `${acmePaths.configDir}/renewal/${service}.conf`],
+    };
+}
+
 /** One virtualenv (or other install) per router package and pinned version, so an upgrade installs beside the running one. */
 export function routerInstallDir(packageName: string, version: string): string {
     return `${gatewayPaths.routerInstallsDir}/${packageName}-${version}`;

@@ -10,9 +10,10 @@ import {
     type ServiceSettings,
     type ServiceSettingsArgs,
 } from "./config";
+import { certificateStep, serverTls } from "./certificates";
 import type { Gateway } from "./gateway";
 import { endpointServiceText } from "./host-files/endpoint";
-import { serverBlockFile, tlsPaths, type ServerBlockInput } from "./host-files/server-block";
+import { serverBlockFile, type ServerBlockInput } from "./host-files/server-block";
 import { hostStep, HostScript } from "./host-script";
 import { nginxReload, removeEmptyDirs, systemdUnitSteps } from "./host-script/steps";
 import { resolveEnv } from "./env";
@@ -73,6 +74,8 @@ export class Service extends pulumi.ComponentResource {
     /** Beside the routers: adds back workers a router dropped; undefined for a router without one. */
     readonly routerReconcile: HostScript | undefined;
     readonly serverBlock: HostScript;
+    /** The service's certificate from the gateway's ACME server; undefined when the gateway has none. */
+    readonly certificate: HostScript | undefined;
     /** Where the service's access log, router logs and router metrics are on the gateway (for operators). */
     readonly observability: ServiceObservability;
 
@@ -94,6 +97,18 @@ export class Service extends pulumi.ComponentResource {
         this.ports = servicePorts(slot);
         const router = gateway.router;
         const routerSettings = gateway.routerSettings;
+        const serverName = pulumi.interpolate`${name}.${gateway.domain}`;
+
+        // Before the server block that points nginx at it, so nginx never loads a configuration naming a missing file.
+        this.certificate = certificateStep(gateway, {
+            resourceName: `${name}-certificate`,
+            certName: name,
+            serverName,
+            description: `certificate of service ${name}`,
+            parent: this,
+        });
+        const tls = serverTls(gateway.certificates, name);
+        const certificateFirst = this.certificate ? [this.certificate] : [];
 
         // With a router the upstream is the router, whatever the replica count; without one it lists the replicas.
         const makeServerBlock = (upstreamServers: pulumi.Output<string[]>, dependsOn: pulumi.Resource[]) => {
@@ -114,7 +129,7 @@ export class Service extends pulumi.ComponentResource {
                 servedModel: settings.model,
                 ...(settings.pd ? { pdReplicas: { prefill: settings.pd.prefill.replicas, decode: settings.pd.decode.replicas } } : {}),
                 rateLimits: settings.rateLimits,
-                tls: gateway.tls ? tlsPaths : undefined,
+                tls,
                 ...(router && processCount === 2 ? { failover: true } : {}),
             }));
             const file = input.apply(serverBlockFile);
@@ -155,7 +170,7 @@ export class Service extends pulumi.ComponentResource {
             // nginx answers for the service before the router (re)starts: an upgrade's new server block,
             // which translates the new router's answers, is in place before the new router runs.
             const upstreams = [`127.0.0.1:${this.ports.routerPort}`, ...extraRouterPorts.map((p) => `127.0.0.1:${p}`)];
-            serverBlock = makeServerBlock(pulumi.output(upstreams), [gateway.setup]);
+            serverBlock = makeServerBlock(pulumi.output(upstreams), [gateway.setup, ...certificateFirst]);
             const policy = settings.router?.policy ?? routerSettings.policy;
             for (const instance of processCount === 2 ? ([1, 2] as const) : ([1] as const)) {
                 const port = instance === 1 ? this.ports.routerPort : this.ports.secondRouterPort;
@@ -269,7 +284,8 @@ export class Service extends pulumi.ComponentResource {
         }
 
         // Without a router the server block lists the replicas: it comes after them.
-        this.serverBlock = serverBlock ?? makeServerBlock(pulumi.all(this.replicas.map((r) => r.target)), [gateway.setup, ...this.replicas]);
+        this.serverBlock =
+            serverBlock ?? makeServerBlock(pulumi.all(this.replicas.map((r) => r.target)), [gateway.setup, ...certificateFirst, ...this.replicas]);
 
         this.url = pulumi.interpolate`${gateway.tls ? "https" : "http"}://${name}.${gateway.domain}`;
         this.registerOutputs({ url: this.url, replicas: this.replicas.length, routerPort: this.ports.routerPort, observability: this.observability });

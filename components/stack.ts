@@ -41,12 +41,17 @@ function withKeysRead(config: StackConfig): StackConfig {
     return { ...config, gateway: gateway.value, services: services.map((s) => s.value) };
 }
 
-/** Keys and certificates the stack config holds become secrets before they reach any resource. */
+/** Keys, certificates and an ACME account's HMAC key in the stack config become secrets before they reach any resource. */
 function secretsMarked(config: StackConfig): StackConfig {
     const secret = (v: pulumi.Input<string> | undefined) => (v === undefined ? undefined : pulumi.secret(v));
     const gateway = { ...config.gateway, privateKey: secret(config.gateway.privateKey) };
     if (config.gateway.tls) {
         gateway.tls = { ...config.gateway.tls, privateKey: secret(config.gateway.tls.privateKey) as pulumi.Output<string> };
+    }
+    const certificate = config.gateway.certificate;
+    if (typeof certificate === "object" && certificate.acme.eab) {
+        const eab = certificate.acme.eab;
+        gateway.certificate = { acme: { ...certificate.acme, eab: { ...eab, hmacKey: secret(eab.hmacKey) as pulumi.Output<string> } } };
     }
     const services = config.services.map((s) => (s.hosts ? { ...s, hosts: s.hosts.map((h) => ({ ...h, privateKey: secret(h.privateKey) })) } : s));
     return { ...config, gateway, services };

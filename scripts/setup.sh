@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One idempotent setup for a fresh machine: npm packages, Debian tools (nginx, debootstrap,
-# systemd-nspawn), the Pulumi engine built from Go modules, the sglang-router wheels, and the
+# systemd-nspawn), the Pulumi engine built from Go modules, the sglang-router wheels, Pebble (the
+# ACME test server, from Go modules) and certbot's wheels, and the
 # sandbox rootfs (bookworm; trixie for a gateway on a second Debian release). Everything heavy
 # is cached outside the repo in $SGLANG_GATEWAY_CACHE (default ~/.cache/sglang-gateway); a
 # second run with a full cache takes seconds.
@@ -26,6 +27,8 @@ step "Pulumi engine and Node.js language host (built from Go modules)"
 bash scripts/setup/pulumi.sh
 step "sglang-router wheels and local index"
 bash scripts/setup/router.sh
+step "ACME test server (Pebble, built from Go modules) and certbot's wheels for the sandbox"
+bash scripts/setup/acme.sh
 step "fake SGLang worker for the sandbox hosts"
 bash test/fixtures/build-fake-worker.sh "$SGLANG_GATEWAY_CACHE/fixtures" >/dev/null
 step "sandbox rootfs: bookworm for every host, trixie for the gateway-release test"

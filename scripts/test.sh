@@ -16,7 +16,7 @@ fi
 
 # Lanes B and C: e2e suites that need no other lane's host state, each lane on a sandbox of its own. Lane A
 # runs unit and integration first, then the e2e suites named in neither.
-lane_b=(test/e2e/pd.test.ts test/e2e/rolling-update.test.ts test/e2e/router-crash.test.ts test/e2e/host-keys.test.ts test/e2e/model-endpoint.test.ts test/e2e/observability.test.ts)
+lane_b=(test/e2e/pd.test.ts test/e2e/rolling-update.test.ts test/e2e/router-crash.test.ts test/e2e/host-keys.test.ts test/e2e/model-endpoint.test.ts test/e2e/observability.test.ts test/e2e/acme.test.ts)
 lane_c=(test/e2e/reboots.test.ts test/e2e/interrupted-apply.test.ts test/e2e/unprivileged.test.ts test/e2e/hostile-requests.test.ts test/e2e/many-services.test.ts)
 lane_a=("test/unit/**/*.test.ts" "test/integration/**/*.test.ts")
 for file in test/e2e/*.test.ts; do
@@ -31,7 +31,7 @@ start_lane() { # name offset files...
     shift 2
     local cache=$SGLANG_GATEWAY_CACHE/lanes/$name
     mkdir -p "$cache"
-    for shared in debootstrap-debs fixtures pulumi rootfs routers routers.stamp router-venv router-0.3.2.stamp wheels; do
+    for shared in debootstrap-debs fixtures pebble pulumi rootfs routers routers.stamp router-venv router-0.3.2.stamp wheels; do
         [[ -e "$SGLANG_GATEWAY_CACHE/$shared" && ! -e "$cache/$shared" ]] && ln -s "$SGLANG_GATEWAY_CACHE/$shared" "$cache/$shared"
     done
     local log=/tmp/sglang-gateway-lane-$name.log

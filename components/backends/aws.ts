@@ -144,13 +144,15 @@ function awsGatewayHost(name: string, args: GatewayHostSettings & AwsGatewayArgs
         opts,
     );
     const eip = new aws.ec2.Eip(`${name}-gateway`, { instance: gateway.id, domain: "vpc", region, tags: { ...tags, Name: `${name}-gateway` } }, opts);
+    const dnsRecords: pulumi.Resource[] = [];
     if (args.zoneId) {
         // Route53 is global: no region.
-        new aws.route53.Record(
+        const record = new aws.route53.Record(
             `${name}-wildcard`,
             { zoneId: args.zoneId, name: pulumi.interpolate`*.${args.domain}`, type: "A", ttl: 300, records: [eip.publicIp] },
             opts,
         );
+        dnsRecords.push(record);
     }
     const user = args.user ?? "ubuntu";
     // PD services' replicas talk to each other (bootstrap, KV transfer): one group per such service, created with its first replica.
@@ -170,6 +172,7 @@ function awsGatewayHost(name: string, args: GatewayHostSettings & AwsGatewayArgs
     return {
         connection,
         address: eip.publicIp,
+        dnsRecords,
         replicaHost(request: ReplicaHostRequest, placement: AwsPlacementArgs): ReplicaHost {
             const instanceType = placement.instanceType ?? awsDefaults.replicaInstanceType;
             const replicaName = `${request.service}-${request.role ?? "replica"}-${request.index}`;

@@ -51,6 +51,8 @@ export interface GatewayHost {
     connection: pulumi.Output<ResolvedSshConnection>;
     /** The public address clients reach. */
     address: pulumi.Output<string>;
+    /** What makes `*.<domain>` resolve to the gateway, when the backend creates it (aws with zoneId): ACME validation waits for it. */
+    dnsRecords?: pulumi.Resource[];
     /** Where replica `request.index` of a service runs; `placement` holds the service's settings of this backend. */
     replicaHost(request: ReplicaHostRequest, placement: Record<string, unknown>): ReplicaHost;
 }

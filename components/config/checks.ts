@@ -3,6 +3,7 @@
 import { backendFor, backends } from "../backends";
 import { portSlot, portSlots } from "../naming";
 import { routerFor, type RouterSettings } from "../routers";
+import { certificateProblems } from "./certificate";
 import type { PathPart, Problem } from "./errors";
 import { pdPortProblems, roleSettings } from "./roles";
 import { replicaRoles, type GatewaySettings, type ServiceSettings, type StackConfig } from "./schema";
@@ -45,6 +46,7 @@ export function gatewayProblems(gateway: GatewaySettings): Problem[] {
     if (gateway.router) {
         problems.push(...routerProblems(gateway.router, gateway.router.policy, ["router", "policy"]));
     }
+    problems.push(...certificateProblems(gateway));
     return problems;
 }
 

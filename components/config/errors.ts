@@ -39,8 +39,11 @@ export class ConfigError extends pulumi.RunError {
     }
 }
 
-/** Values under these keys are never echoed back: keys, certificates, tokens, and env (which holds HF_TOKEN and the like). */
-const secretKeys = new Set(["privateKey", "certificate", "tokens", "tls", "env"]);
+/**
+ * Values under these keys are never echoed back: keys, the user's certificate (`tls`), tokens, env (which holds
+ * HF_TOKEN and the like) and an ACME account's HMAC key. (`certificate` is the ACME choice: nothing secret.)
+ */
+const secretKeys = new Set(["privateKey", "tokens", "tls", "env", "hmacKey"]);
 
 /** `["services", 1, "replicas"]` → `services[1].replicas`. */
 export function formatPath(path: PathPart[]): string {

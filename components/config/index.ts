@@ -7,6 +7,17 @@ export { ConfigError, formatIssues, parseOrThrow, type Problem } from "./errors"
 export { endpointModelProblem, endpointNameProblem, portSlotProblem } from "./checks";
 export { defaultEndpointName, replicaRoles, tokensSchema } from "./schema";
 export { roleSettings, type RoleSettings } from "./roles";
+export {
+    certificateSource,
+    isPublicDomain,
+    letsEncryptDirectory,
+    reservedSuffixOf,
+    undecidedDefault,
+    type AcmeArgs,
+    type AcmeSettings,
+    type CertificateArgs,
+    type CertificateSource,
+} from "./certificate";
 export type {
     EndpointArgs,
     GatewayArgs,

@@ -5,6 +5,7 @@ import { z } from "zod";
 import { backends, type BackendGatewayArgs, type BackendPlacementArgs } from "../backends";
 import { maxReplicas, portSlots } from "../naming";
 import { routerFor, routerTypes, type RouterSettings } from "../routers";
+import { certificateSchema, type CertificateArgs } from "./certificate";
 import type { KeyAliases } from "./errors";
 import { dnsLabel, domain, exactVersion, httpUrl, imageName, keySourceFields, noNul, nonEmpty, oneLine, orOutput, port, token } from "./fields";
 
@@ -69,6 +70,7 @@ const gatewayCommon = {
     domain: orOutput(domain),
     router: routerSchema.optional(),
     tls: tlsSchema.optional(),
+    certificate: certificateSchema.optional(),
     endpoint: endpointSchema.optional(),
     ...keySourceFields,
 };
@@ -115,8 +117,14 @@ interface GatewayCommonArgs {
     domain: pulumi.Input<string>;
     /** A router per service (`"sglang"` or {type, policy, version, indexUrl}); absent means a plain gateway. */
     router?: string | RouterArgs;
-    /** Serve HTTPS with this certificate and redirect HTTP to it; absent means HTTP only. */
+    /** Serve HTTPS with this certificate of your own and redirect HTTP to it; not with `certificate`. */
     tls?: TlsArgs;
+    /**
+     * Where the HTTPS certificates come from without `tls`: `letsencrypt`, `none` (HTTP only), or `{acme: {server,
+     * email, eab, caBundle, indexUrl}}`; one per service name, renewed on the gateway. Default: letsencrypt for a
+     * public domain, none for a reserved one (`.test`, `.internal`, `example.com`, …) or one known only at deploy time.
+     */
+    certificate?: CertificateArgs;
     /** One endpoint for every service's model at `<name>.<domain>` (routed by the request's `model`); absent means none. */
     endpoint?: EndpointArgs;
     /** SSH key of the gateway (secret); aws: its public half becomes the EC2 key pair. */

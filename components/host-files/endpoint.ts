@@ -3,7 +3,7 @@
 import type { HostFile } from "../host-script/phases";
 import { endpointAccessLog, endpointErrorLocations, endpointPaths, endpointServiceLocations, servicePaths } from "../naming";
 import { render } from "../templates";
-import { allowEverything, serviceProxyContext, type ServerBlockInput } from "./server-block";
+import { allowEverything, serviceProxyContext, tlsContext, type ServerBlockInput, type ServerTls } from "./server-block";
 
 /** The paths the endpoint routes by the body's `model`; anything else is a service's own endpoint's. */
 export const routedPaths = ["/v1/chat/completions", "/v1/completions", "/generate"] as const;
@@ -23,7 +23,7 @@ export interface EndpointInput {
     /** `<name>.<domain>` */
     serverName: string;
     services: EndpointService[];
-    tls?: { certificatePath: string; privateKeyPath: string };
+    tls?: ServerTls;
     /** nginx's directory of the library's files; only tests lay it elsewhere. */
     includeDir?: string;
     httpPort?: number;
@@ -37,7 +37,7 @@ export function endpointServerBlockText(input: EndpointInput): string {
     return render("nginx/endpoint.conf.njk", {
         serverName: input.serverName,
         services: input.services.map((s) => s.service),
-        tls: input.tls ?? false,
+        tls: tlsContext(input.tls),
         httpPort: input.httpPort ?? 80,
         httpsPort: input.httpsPort ?? 443,
         accessLog: paths.accessLog,

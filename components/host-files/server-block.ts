@@ -78,6 +78,21 @@ export function planLocations(allow: PathAllowList, zones: RateLimitZone[]): Pla
     return [...exact, ...byPrefix];
 }
 
+/**
+ * HTTPS with this certificate. `httpElsewhere`: the gateway's port-80 server answers HTTP for the name (ACME
+ * challenges, then the redirect), so the block listens on HTTPS only; else it redirects HTTP itself.
+ */
+export interface ServerTls {
+    certificatePath: string;
+    privateKeyPath: string;
+    httpElsewhere?: boolean;
+}
+
+/** What a template receives of a `ServerTls`: every field given, or false for plain HTTP. */
+export function tlsContext(tls: ServerTls | undefined): (ServerTls & { httpElsewhere: boolean }) | false {
+    return tls ? { ...tls, httpElsewhere: tls.httpElsewhere ?? false } : false;
+}
+
 export interface ServerBlockInput {
     service: string;
     /** `<service>.<domain>` */
@@ -89,7 +104,7 @@ export interface ServerBlockInput {
     /** Paths passed upstream; undefined passes everything (no router). */
     allow?: PathAllowList;
     rateLimits: RateLimit[];
-    tls?: { certificatePath: string; privateKeyPath: string };
+    tls?: ServerTls;
     /** Response headers of the router that never reach a client (worker addresses, internal error codes). */
     internalResponseHeaders?: readonly string[];
     /** The router's answer for "no worker", turned into the gateway's 503. */
@@ -180,7 +195,7 @@ export function serverBlockText(input: ServerBlockInput): string {
         tokenPatterns: input.tokens.map(tokenPattern),
         locations: planLocations(allow, proxy.zones),
         denyOtherPaths: !allow.prefix.includes("/"),
-        tls: input.tls ?? false,
+        tls: tlsContext(input.tls),
         httpPort: input.httpPort ?? 80,
         httpsPort: input.httpsPort ?? 443,
     });

@@ -17,9 +17,11 @@ export {
 /** A HostFile whose content may be known only at deploy time (a secret, an address). */
 export type HostFileInput = Omit<HostFile, "content"> & { content: pulumi.Input<string> };
 
-export interface HostStepArgs extends Omit<HostStepPhases, "write"> {
+export interface HostStepArgs extends Omit<HostStepPhases, "write" | "activate"> {
     connection: pulumi.Input<SshConnection>;
     write: HostFileInput[];
+    /** Shell lines run after the files are written; a line may be known only at deploy time (it names the domain). */
+    activate: pulumi.Input<string>[];
     /** What a preview shows of this step (its host, ports, worker URL): the scripts themselves are secret. */
     summary?: pulumi.Input<Record<string, pulumi.Input<string | number>>>;
     /** A rolling restart: scripts on another host around an update (see HostScriptInputs). */
@@ -31,7 +33,9 @@ export interface HostStepArgs extends Omit<HostStepPhases, "write"> {
 /** One remote step: its create script writes and activates, its delete script undoes it. */
 export function hostStep(name: string, args: HostStepArgs, opts: pulumi.CustomResourceOptions): HostScript {
     const contents = pulumi.all(args.write.map((f) => f.content));
-    const create = contents.apply((texts) => applyScript({ ...args, write: args.write.map((f, i) => ({ ...f, content: texts[i] })) }));
+    const create = pulumi
+        .all([contents, pulumi.all(args.activate)])
+        .apply(([texts, activate]) => applyScript({ ...args, activate, write: args.write.map((f, i) => ({ ...f, content: texts[i] })) }));
     return new HostScript(
         name,
         {

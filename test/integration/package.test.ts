@@ -39,6 +39,8 @@ describe("the npm package", function () {
             "bin/components/index.d.ts",
             "templates/nginx/service.conf.njk",
             "templates/routers/smg-1.13.0.constraints.txt",
+            "templates/acme/certbot-5.8.0.constraints.txt",
+            "bin/components/certificates/acme.js",
             "README.md",
             "LICENSE",
             "CHANGELOG.md",

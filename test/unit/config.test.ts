@@ -298,6 +298,56 @@ const catalog: Case[] = [
     ],
     ["a bare env name unset where pulumi up runs", (s) => (svc(s).env = ["SGW_TEST_UNSET_VARIABLE"]), "services[0].env[0]", /has no value here/],
     [
+        "certificate beside tls",
+        (s) => ((gw(s).tls = { certificate: "C", privateKey: "K" }), (gw(s).certificate = "letsencrypt")),
+        "gateway.certificate",
+        /give tls \(your own certificate\) or certificate \(letsencrypt, none, or an ACME server\), not both/,
+    ],
+    [
+        "certificate none beside tls",
+        (s) => ((gw(s).tls = { certificate: "C", privateKey: "K" }), (gw(s).certificate = "none")),
+        "gateway.certificate",
+        /not both/,
+    ],
+    [
+        "letsencrypt for a documentation domain",
+        (s) => (gw(s).certificate = "letsencrypt"),
+        "gateway.certificate",
+        /Let's Encrypt issues only for public names, and example\.com is under \.example\.com \(RFC 2606, documentation\): use certificate: none, your own tls, or \{acme: \{server\}\}/,
+    ],
+    [
+        "an acme object without server (Let's Encrypt) for a .test domain",
+        (s) => ((gw(s).domain = "sandbox.test"), (gw(s).certificate = { acme: { email: "ops@sandbox.dev" } })),
+        "gateway.certificate",
+        /sandbox\.test is under \.test \(RFC 6761\)/,
+    ],
+    [
+        "a misspelt certificate choice",
+        (s) => (gw(s).certificate = "letsencrpyt"),
+        "gateway.certificate",
+        /expected 'letsencrypt', 'none' or \{acme: \{server, email, eab, caBundle, indexUrl\}\} \(got "letsencrpyt"\)/,
+    ],
+    [
+        "an ACME server over plain HTTP",
+        (s) => (gw(s).certificate = { acme: { server: "http://ca.internal/dir" } }),
+        "gateway.certificate.acme.server",
+        /directory URL \(https/,
+    ],
+    ["an ACME contact that is no email address", (s) => (gw(s).certificate = { acme: { email: "ops" } }), "gateway.certificate.acme.email", /email address/],
+    [
+        "an external account binding without its HMAC key",
+        (s) => (gw(s).certificate = { acme: { server: "https://ca.internal/dir", eab: { kid: "k1" } } }),
+        "gateway.certificate.acme.eab.hmacKey",
+        /required/,
+    ],
+    [
+        "an ACME server's CA bundle that is not PEM",
+        (s) => (gw(s).certificate = { acme: { server: "https://ca.internal/dir", caBundle: "my-ca" } }),
+        "gateway.certificate.acme.caBundle",
+        /PEM certificates/,
+    ],
+    ["unknown key in acme", (s) => (gw(s).certificate = { acme: { servr: "https://ca.internal/dir" } }), "gateway.certificate.acme.servr", /unknown key/],
+    [
         "privateKeyPath that cannot be read",
         (s) => {
             delete gw(s).privateKey;

@@ -118,7 +118,11 @@ export const sglangRouter: Router = {
         const { packageName, importName } = generation(settings.version);
         const requirement = `${packageName}==${settings.version}`;
         const venv = sglangVenv(settings.version);
-        const command = render("scripts/sglang-router-install.sh.njk", {
+        const command = render("scripts/venv-install.sh.njk", {
+            comment: [
+                "Install the pinned SGLang router into its own virtualenv (idempotent: an existing install of the same version is kept).",
+                "The router runs as an unprivileged user: the install is readable by all, whatever root's umask.",
+            ],
             venv,
             importName,
             requirement,
