@@ -180,7 +180,8 @@ export class Replica extends pulumi.ComponentResource {
             this.tunnel = undefined;
             this.target = directTarget;
         } else if (reach.mode === "tunnel") {
-            const tunnelSteps = systemdUnitSteps(paths.tunnelUnit);
+            // ssh with a pty session exits 255 when stopped: the removed unit would stay listed as failed.
+            const tunnelSteps = systemdUnitSteps(paths.tunnelUnit, { stopFails: true });
             const learnsKey = reach.hostKey === undefined;
             this.tunnel = hostStep(
                 `${name}-tunnel`,

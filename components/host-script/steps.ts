@@ -3,13 +3,16 @@
 import { gpuDeviceGroups, hostPaths } from "../naming";
 import { render } from "../templates";
 
-/** Installing, (re)starting and removing one systemd unit whose file the step writes. */
-export function systemdUnitSteps(unit: string) {
+/**
+ * Installing, (re)starting and removing one systemd unit whose file the step writes. `stopFails`: its process
+ * exits non-zero when stopped (ssh does), so the stopped unit stays listed as failed until it is reset.
+ */
+export function systemdUnitSteps(unit: string, options: { stopFails?: boolean } = {}) {
     return {
         activate: ["systemctl daemon-reload", `systemctl enable ${unit}`, `systemctl restart ${unit}`],
         rollBack: ["systemctl daemon-reload"],
         deactivate: [`systemctl disable --now ${unit}`],
-        afterRemove: ["systemctl daemon-reload"],
+        afterRemove: ["systemctl daemon-reload", ...(options.stopFails ? [`systemctl reset-failed ${unit} 2>/dev/null || true`] : [])],
     };
 }
 

@@ -132,6 +132,8 @@ describe("e2e the packed package in a user's own program: deployed with 0.2.0, u
             "update chat-replica-1-process",
             "update chat-replica-1-tunnel",
             "update chat-router",
+            // The JSON access log and nginx's request id (CHANGELOG): one reload.
+            "update chat-server",
             "update e2e-pkg-setup",
         ]);
         // The model servers roll: the upgrade loses no request of a loop beside it.

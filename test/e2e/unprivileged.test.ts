@@ -167,6 +167,8 @@ describe("e2e unprivileged processes on sandbox hosts: routers and model servers
             "update chat-replica-1-process",
             "update chat-replica-1-tunnel",
             "update chat-router",
+            // The JSON access log and nginx's request id (CHANGELOG): one reload.
+            "update chat-server",
             `update ${gateway}-setup`,
         ]);
     });
@@ -179,8 +181,8 @@ describe("e2e unprivileged processes on sandbox hosts: routers and model servers
         const seconds = (Date.now() - started) / 1000;
         assert.match(
             result.stdout,
-            /^\s*~ 8 updated$/m,
-            "the setup, the router, two model servers, two tunnels (their pinned key) and (their removal script) two bridges",
+            /^\s*~ 9 updated$/m,
+            "the setup, the router, its server block, two model servers, two tunnels (their pinned key) and (their removal script) two bridges",
         );
         assert.match(result.stdout, /^\s*\+ 1 created$/m, "the reconcile beside the router");
         assert.doesNotMatch(result.stdout, /replaced|deleted/, "nothing replaced or deleted");

@@ -21,6 +21,8 @@ export interface Answer {
     headerNames?: string[];
     /** The gateway's id of the request (X-Request-Id of the answer). */
     requestId?: string;
+    /** Sent again on a new connection: the kept-alive one it went out on was closed before any answer (see chat). */
+    resentOnNewConnection?: boolean;
 }
 
 /** Which service and credentials a request goes with: default the `chat` service with `token`. */
@@ -31,8 +33,24 @@ export interface ServiceTarget {
     headers?: Record<string, string>;
 }
 
-/** A chat completion through the gateway's public listener, with the service's Host header. */
-export function chat(options: { stream?: boolean; withToken?: boolean; tokens?: number } & ServiceTarget = {}): Promise<Answer> {
+/**
+ * A chat completion through the gateway's public listener, with the service's Host header. Like any HTTP
+ * client, it sends a request once more on a new connection when the kept-alive connection it reused was
+ * closed before a byte of the answer came (RFC 9112 §9.3.1): an nginx reload closes its old workers' idle
+ * connections, and a request sent in that instant never reached nginx (Node flags it `reusedSocket`).
+ */
+export async function chat(options: { stream?: boolean; withToken?: boolean; tokens?: number } & ServiceTarget = {}): Promise<Answer> {
+    try {
+        return await chatOnce(options);
+    } catch (err) {
+        if ((err as { reusedSocket?: boolean }).reusedSocket && ["ECONNRESET", "EPIPE"].includes((err as NodeJS.ErrnoException).code ?? "")) {
+            return { ...(await chatOnce(options, false)), resentOnNewConnection: true };
+        }
+        throw err;
+    }
+}
+
+function chatOnce(options: { stream?: boolean; withToken?: boolean; tokens?: number } & ServiceTarget, keepAlive = true): Promise<Answer> {
     const gateway = sandboxState().hosts.gw.address;
     const started = Date.now();
     const body = JSON.stringify({
@@ -50,6 +68,7 @@ export function chat(options: { stream?: boolean; withToken?: boolean; tokens?: 
                 path: "/v1/chat/completions",
                 method: "POST",
                 timeout: 30000,
+                ...(keepAlive ? {} : { agent: false }),
                 headers: {
                     host: options.service ? `${options.service}.sandbox.test` : serviceHost,
                     "content-type": "application/json",
@@ -75,7 +94,7 @@ export function chat(options: { stream?: boolean; withToken?: boolean; tokens?: 
             },
         );
         req.on("timeout", () => req.destroy(new Error("request timed out")));
-        req.on("error", reject);
+        req.on("error", (err) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
         req.end(body);
     });
 }

@@ -151,6 +151,21 @@ describe("router crash behind nginx with one and with two router processes (real
         }
     });
 
+    it("a router that listens before its workers are registered (just restarted): its no-worker answer goes to the other router, no request fails", async () => {
+        // The second router has no worker yet, as one systemd restarted a moment ago (its workers come from
+        // its start script's files and are added only after it listens).
+        routers = [await startRouter(), await startRealRouter({ version: "1.13.0", policy: "round_robin", args: ["--worker-startup-check-interval", "1"] })];
+        const { port, nginx } = await site(routers, true);
+        try {
+            const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => chat(port, i % 2 === 1)));
+            const statuses = answers.map((a) => (a.complete ? a.status : -1));
+            console.log(`      one router without workers: ${statuses.filter((s) => s === 200).length} of ${statuses.length} answered 200`);
+            assert.deepStrictEqual(statuses, Array(20).fill(200));
+        } finally {
+            await nginx.stop();
+        }
+    });
+
     it("a request in flight on the router that dies is answered by the other with failover, and fails without it", async () => {
         for (const failover of [true, false]) {
             routers = [await startRouter(), await startRouter()];

@@ -126,7 +126,8 @@ describe("PD service (mocks)", () => {
                 `server 127\\.0\\.0\\.1:${service.ports.routerPort} max_fails=0;[^}]*server 127\\.0\\.0\\.1:${service.ports.secondRouterPort} max_fails=0;`,
             ),
         );
-        assert.match(block, /proxy_next_upstream error timeout non_idempotent;/);
+        // A PD router answers 503 when it has no worker of a role: that answer goes to the other router too.
+        assert.match(block, /proxy_next_upstream error timeout non_idempotent http_503;/);
         for (const worker of ["chat-prefill-0-worker", "chat-decode-0-worker"]) {
             assert.deepStrictEqual(mocks.named(worker).inputs.extraRouterPorts, [service.ports.secondRouterPort]);
         }
