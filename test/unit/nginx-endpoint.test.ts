@@ -131,10 +131,17 @@ describe("model endpoint under the real nginx (njs)", function () {
             const answer = await request(port, "/v1/chat/completions", { token: tokenA, body: chat("model-a") });
             const id = String(answer.headers["x-request-id"]);
             assert.match(id, /^[0-9a-f]{32}$/);
-            const line = fs
-                .readFileSync(chatLog, "utf8")
-                .split("\n")
-                .find((l) => l.includes(id));
+            // nginx writes the line after the answer went out: wait for it (bounded).
+            let line: string | undefined;
+            for (let i = 0; i < 50 && !line; i++) {
+                line = fs.existsSync(chatLog)
+                    ? fs
+                          .readFileSync(chatLog, "utf8")
+                          .split("\n")
+                          .find((l) => l.includes(id))
+                    : undefined;
+                if (!line) await new Promise((r) => setTimeout(r, 100));
+            }
             assert.ok(line, `no line with ${id} in the chat service's log`);
             assert.deepStrictEqual((({ service, status, host }) => ({ service, status, host }))(JSON.parse(line) as Record<string, string>), {
                 service: "chat",

@@ -279,7 +279,13 @@ describe("service block under the real nginx", function () {
             );
             assert.ok(ids.every((i) => /^[0-9a-f]{32}$/.test(String(i))) && new Set([id, ...ids]).size === 4, `ids: ${ids.join(", ")}`);
 
-            const text = fs.readFileSync(accessLog, "utf8");
+            // nginx writes a request's line after its answer went out: wait for the fourth (bounded).
+            let text = "";
+            for (let i = 0; i < 50; i++) {
+                text = fs.readFileSync(accessLog, "utf8");
+                if (text.trim().split("\n").length >= 4) break;
+                await new Promise((r) => setTimeout(r, 100));
+            }
             assert.ok(!text.includes(token), "the token is in the access log");
             const lines = text
                 .trim()
