@@ -3,8 +3,9 @@
 // forwards connections to this machine's loopback, failing the channel as sshd does when nothing
 // listens there ("Connection refused") or, with `forwarding: false`, refusing to forward at all.
 import * as net from "net";
-import { Server, utils, type Connection } from "ssh2";
+import { Server, type Connection } from "ssh2";
 import type { AddressInfo } from "net";
+import { sshKeyPair } from "./ssh-keys";
 
 export class FakeSshd {
     /** The scripts run, in order (what `bash -s` read). */
@@ -13,7 +14,7 @@ export class FakeSshd {
     private readonly server: Server;
 
     constructor(options: { forwarding?: boolean } = {}) {
-        this.server = new Server({ hostKeys: [utils.generateKeyPairSync("ed25519").private] }, (client) => {
+        this.server = new Server({ hostKeys: [sshKeyPair().private] }, (client) => {
             this.clients.add(client);
             client.on("close", () => this.clients.delete(client));
             client.on("error", () => undefined);

@@ -1,7 +1,7 @@
 // Valid stack configs the unit tests start from (and break one field at a time).
-import { utils } from "ssh2";
+import { sshKeyPair } from "./ssh-keys";
 
-export const testKey = utils.generateKeyPairSync("ed25519").private;
+export const testKey = sshKeyPair().private;
 export const testToken = "test-token-0123456789";
 
 export function sshStack(replicas: number, overrides: { router?: unknown; service?: Record<string, unknown> } = {}) {

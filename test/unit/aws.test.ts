@@ -8,6 +8,7 @@ import { hostScriptProvider, type HostScriptInputs } from "../../components/host
 import { AwsMocks, type AwsMockOptions } from "../helpers/aws-mocks";
 import { settle, valueOf } from "../helpers/mocks";
 import { awsStack, sshStack, testKey } from "../helpers/stack-configs";
+import { sshKeyPair } from "../helpers/ssh-keys";
 
 async function build(raw: unknown, options: AwsMockOptions = { region: "eu-west-1" }) {
     const mocks = new AwsMocks(options);
@@ -219,9 +220,9 @@ describe("aws config errors", () => {
     });
 
     it("keys EC2 won't import (ECDSA, RSA under 2048 bits) are refused, naming privateKey", () => {
-        const ecdsa = utils.generateKeyPairSync("ecdsa", { bits: 256 }).private;
-        const rsa1024 = utils.generateKeyPairSync("rsa", { bits: 1024 }).private;
-        const rsa2048 = utils.generateKeyPairSync("rsa", { bits: 2048 }).private;
+        const ecdsa = sshKeyPair(() => utils.generateKeyPairSync("ecdsa", { bits: 256 })).private;
+        const rsa1024 = sshKeyPair(() => utils.generateKeyPairSync("rsa", { bits: 1024 })).private;
+        const rsa2048 = sshKeyPair(() => utils.generateKeyPairSync("rsa", { bits: 2048 })).private;
         assert.match(configError(awsStack(0, { gateway: { privateKey: ecdsa } })), /gateway\.privateKey.*ecdsa.*ED25519 or RSA/);
         assert.match(configError(awsStack(0, { gateway: { privateKey: rsa1024 } })), /gateway\.privateKey.*1024 bits/);
         assert.strictEqual(configError(awsStack(0, { gateway: { privateKey: rsa2048 } })), "no error");

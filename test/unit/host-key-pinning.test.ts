@@ -7,22 +7,23 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { Server, utils } from "ssh2";
+import { Server } from "ssh2";
 import type { AddressInfo } from "net";
 import { hostScriptProvider, learnedHostKeyMarker, type HostScriptInputs } from "../../components/host-script";
 import { sshHostKeyScan } from "../../components/host-script/steps";
 import { hostKeyFingerprint, hostKeyProblem, keyLine } from "../../components/host-script/ssh";
 import { tunnelUnitFile } from "../../components/host-files/replica";
+import { sshKeyPair } from "../helpers/ssh-keys";
 
 const provider = hostScriptProvider as Required<pulumi.dynamic.ResourceProvider>;
-const clientKey = utils.generateKeyPairSync("ed25519");
+const clientKey = sshKeyPair();
 
 /**
  * An SSH server that accepts the test's key. By default it runs nothing: every exec reads its input and
  * exits 0. With runScripts, it runs each exec's command here (`bash -s` reading the script).
  */
 async function sshServer(options: { runScripts?: boolean } = {}): Promise<{ port: number; hostKey: string; stop(): Promise<void> }> {
-    const host = utils.generateKeyPairSync("ed25519");
+    const host = sshKeyPair();
     const connections = new Set<import("ssh2").Connection>();
     const server = new Server({ hostKeys: [host.private] }, (client) => {
         connections.add(client);
@@ -110,7 +111,7 @@ describe("SSH host key pinning", () => {
 
     it("a key given in config is checked at the very first contact", async () => {
         const server = await sshServer();
-        const other = keyLine(utils.generateKeyPairSync("ed25519").public);
+        const other = keyLine(sshKeyPair().public);
         try {
             await assert.rejects(provider.create(inputs(server.port, other)), /changed: it presented ssh-ed25519 SHA256:/);
         } finally {
@@ -119,13 +120,13 @@ describe("SSH host key pinning", () => {
     });
 
     it("the comparison ignores comments and spacing, and fingerprints match OpenSSH's format", () => {
-        const key = keyLine(utils.generateKeyPairSync("ed25519").public);
+        const key = keyLine(sshKeyPair().public);
         assert.strictEqual(hostKeyProblem({ host: "h" }, `${key}  root@host`, key), undefined);
         assert.match(hostKeyFingerprint(key), /^SHA256:[A-Za-z0-9+/]{43}$/);
     });
 
     it("a tunnel accepts no other key than its host's (StrictHostKeyChecking=yes, the key written first): the one given, else the learned one's marker", () => {
-        const key = keyLine(utils.generateKeyPairSync("ed25519").public);
+        const key = keyLine(sshKeyPair().public);
         const base = { service: "chat", index: 0, host: "10.0.0.3", user: "root", remotePort: 8000 };
         const pinnedUnit = tunnelUnitFile({ ...base, port: 2222, hostKey: key }).content;
         assert.match(pinnedUnit, /-o StrictHostKeyChecking=yes /);
