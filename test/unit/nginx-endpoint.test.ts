@@ -12,6 +12,7 @@ import { sglangRouter } from "../../components/routers/sglang/router";
 import { startFakeWorker, type FakeWorkerProc } from "../helpers/fake-workers";
 import { nginxTest, startNginx } from "../helpers/nginx";
 import { alwaysLeaks, hostileAnswerProblems, hostileRequests, raw } from "../helpers/hostile-requests";
+import { loopbackRequest, type LoopbackAnswer } from "../helpers/loopback-http";
 import { freePort } from "../helpers/ports";
 import { selfSignedCert } from "../helpers/tls";
 
@@ -19,34 +20,12 @@ const tokenA = "token-chat-0123456789";
 
 const tokenB = "token-code-0123456789";
 
-interface Answer {
-    status: number;
-    body: string;
-    headers: http.IncomingHttpHeaders;
-}
-
-function request(port: number, path: string, options: { host?: string; token?: string; method?: string; body?: string } = {}): Promise<Answer> {
-    return new Promise((resolve, reject) => {
-        const req = http.request(
-            {
-                host: "127.0.0.1",
-                port,
-                path,
-                method: options.method ?? (options.body === undefined ? "GET" : "POST"),
-                headers: {
-                    host: options.host ?? "api.example.com",
-                    "content-type": "application/json",
-                    ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-                },
-            },
-            (res) => {
-                let body = "";
-                res.on("data", (c) => (body += c));
-                res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-            },
-        );
-        req.on("error", reject);
-        req.end(options.body);
+function request(port: number, path: string, options: { host?: string; token?: string; method?: string; body?: string } = {}): Promise<LoopbackAnswer> {
+    return loopbackRequest(port, path, {
+        host: options.host ?? "api.example.com",
+        method: options.method,
+        body: options.body,
+        headers: options.token ? { authorization: `Bearer ${options.token}` } : {},
     });
 }
 

@@ -8,45 +8,26 @@ import type { AddressInfo } from "net";
 import { serverBlockText, type ServerBlockInput } from "../../components/host-files/server-block";
 import { sglangRouter } from "../../components/routers/sglang/router";
 import { startNginx } from "../helpers/nginx";
+import { loopbackRequest, type LoopbackAnswer } from "../helpers/loopback-http";
 import { freePort } from "../helpers/ports";
 
 const token = "tok-0123456789abcdef";
-
-interface Answer {
-    status: number;
-    body: string;
-    headers: http.IncomingHttpHeaders;
-}
 
 function request(
     port: number,
     path: string,
     options: { token?: string; authorization?: string; method?: string; body?: string; host?: string; answer?: string; headers?: Record<string, string> } = {},
-): Promise<Answer> {
-    return new Promise((resolve, reject) => {
-        const req = http.request(
-            {
-                host: "127.0.0.1",
-                port,
-                path,
-                method: options.method ?? "GET",
-                headers: {
-                    host: options.host ?? "chat.example.com",
-                    ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-                    ...(options.authorization ? { authorization: options.authorization } : {}),
-                    ...(options.answer ? { "x-test-answer": options.answer } : {}),
-                    "content-type": "application/json",
-                    ...options.headers,
-                },
-            },
-            (res) => {
-                let body = "";
-                res.on("data", (c) => (body += c));
-                res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-            },
-        );
-        req.on("error", reject);
-        req.end(options.body);
+): Promise<LoopbackAnswer> {
+    return loopbackRequest(port, path, {
+        host: options.host ?? "chat.example.com",
+        method: options.method ?? "GET",
+        body: options.body,
+        headers: {
+            ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+            ...(options.authorization ? { authorization: options.authorization } : {}),
+            ...(options.answer ? { "x-test-answer": options.answer } : {}),
+            ...options.headers,
+        },
     });
 }
 
