@@ -238,6 +238,10 @@ describe("e2e: an interrupted pulumi up, and a router that is down during up (sa
         const pending = pendingOperations(project).map((op) => `${op.type} ${op.urn.split("::").pop()}`);
         assert.ok(pending.length > 0 && pending.every((p) => /^deleting chat-replica-[12]-bridge$/.test(p)), pending.join(", "));
         await nextUpRefused(project);
+        // The rerun begins 50 s into the streams, not at once: its removals then start 65–110 s in (cancel, refresh and
+        // the program take 15–60 s), so the streams outlast their start by more than 10 s and end within the drain's
+        // 120 s bound. Begun at once on a quiet machine (15 s after the kill), the bound ran out 10 s before the streams ended.
+        await new Promise((r) => setTimeout(r, Math.max(0, opened + 50000 - Date.now())));
 
         let rerunRemovesAt = 0;
         const isBridgeRemoval = (op: { type: string; urn: string }) => op.type === "deleting" && /::chat-replica-[12]-bridge$/.test(op.urn);
