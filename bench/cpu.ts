@@ -22,9 +22,10 @@ export function classify(host: SandboxHost, cgroup: string, cmdline: string): Pa
         return undefined;
     }
     if (/^sglang-gateway-.*-replica-\d+\.service$/.test(unit)) return "worker";
-    // The tunnel's end on the replica host: a session with no command (`ssh -N`) shows as "sshd: root",
-    // a command session (ours) as "sshd: root@notty".
-    if (cgroup.includes("/user.slice/") && /^sshd: [^\s@]+$/.test(cmdline.trim())) return "sshd";
+    // The tunnel's end on the replica host, the process that carries its channels: "sshd: root" for a session
+    // without a command (`ssh -N`), "sshd: root@pts/0" for ours (a pty session); not "sshd: root@notty", the
+    // benchmark's own command sessions (the load generator's), nor "sshd: root [priv]", the monitor.
+    if (cgroup.includes("/user.slice/") && /^sshd: [^\s@]+(@pts\/\d+)?$/.test(cmdline.trim())) return "sshd";
     return undefined;
 }
 

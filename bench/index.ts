@@ -4,7 +4,7 @@
 //   npm run bench                       the full run (about an hour on a busy 2-core machine)
 //   npm run bench -- --quick            smaller counts, N = 1 and 2 only: a smoke run
 //   npm run bench -- --out FILE         write the report elsewhere (default BENCHMARKS.md)
-//   npm run bench -- --skip scaling     leave out phases (datapath, streams, priorart, scaling)
+//   npm run bench -- --skip scaling     leave out phases (datapath, streams, priorart, tuning, scaling)
 //   npm run bench -- --from-results F   only render the report again from a run's saved measurements
 //
 // Runs with the sandbox of $SGLANG_GATEWAY_CACHE (default ~/.cache/sglang-gateway), which it takes
@@ -26,6 +26,7 @@ import { measureStreams, noSessionLabel, streamTable, type StreamRun } from "./s
 import { renderTable } from "./table";
 import { measureTimeToServe, serveTable } from "./time-to-serve";
 import { hops } from "./topology";
+import { measureTuning } from "./tuning";
 
 const repo = path.resolve(__dirname, "..");
 
@@ -102,6 +103,7 @@ async function main(): Promise<void> {
         const dataPath = await phase<PathRun[]>("datapath", [], () => measureDataPath(s, path_, mode));
         const streams = await phase<StreamRun[]>("streams", [], () => measureStreams(s, path_, mode));
         const priorArt = await phase<PathRun[]>("priorart", [], () => measurePriorArt(s.gw, mode));
+        const tuning = await phase<PathRun[]>("tuning", [], () => measureTuning(s.gw, mode));
         const scaling = await phase<ScalingResult>("scaling", { runs: [] }, () => measureScaling(project as PulumiProject, s, mode, 1));
         const results: BenchResults = {
             mode,
@@ -117,6 +119,7 @@ async function main(): Promise<void> {
             dataPath,
             streams,
             priorArt,
+            tuning,
             scaling,
             timeToServe: serve.runs,
         };

@@ -7,6 +7,7 @@ import { changeStepsTable, scalingTable, type ScalingResult } from "./scaling";
 import { fmt, median, pct, ratio } from "./stats";
 import { noSessionLabel, streamHops, streamTable, type StreamRun } from "./streams";
 import { renderTable } from "./table";
+import { routerVariants, tunnelVariants } from "./tuning";
 import { serveTable, type ServeRun } from "./time-to-serve";
 import type { Hop } from "./topology";
 
@@ -24,6 +25,8 @@ export interface BenchResults {
     dataPath: PathRun[];
     streams: StreamRun[];
     priorArt: PathRun[];
+    /** Absent in results saved before the phase existed. */
+    tuning?: PathRun[];
     scaling: ScalingResult;
     timeToServe: ServeRun[];
 }
@@ -56,7 +59,7 @@ export function findings(r: BenchResults): string[] {
         `Logs: the router writes ${fmt(
             logs("router", (x) => x.logBytes.router),
             0,
-        )} bytes per request to its log file (two INFO lines with ANSI colour codes, also sent to journald), ` +
+        )} bytes per request to its log file (one JSON line a request, also sent to journald), ` +
             `nginx ${fmt(
                 logs("gateway", (x) => x.logBytes.nginx),
                 0,
@@ -79,6 +82,7 @@ export function findings(r: BenchResults): string[] {
         `Prior art's bridge: ${r.mode.concurrencies.map((c) => pct(prior(c))).join(", ")} of this project's throughput at concurrency ${r.mode.concurrencies.join(", ")}; ` +
             `ssh + sshd spend ${fmt(priorCpu("priorArt", cMax), 0)} µs per request without keepalive against ${fmt(priorCpu("ours", cMax), 0)} µs with it (concurrency ${cMax}).`,
     );
+    out.push(...tuningFindings(r.tuning ?? [], cMax, c1));
     const previews = r.scaling.runs.filter((x) => x.kind === "preview");
     const changed = [...new Set(previews.map((x) => Object.values(x.planned ?? {}).reduce((a, b) => a + b, 0)))];
     const byStep = (kind: string, f: (t: ScalingResult["runs"][number]["timing"]) => number) => {
@@ -130,6 +134,72 @@ export function findings(r: BenchResults): string[] {
             `(router install) ${fmt(setup, 1)} s.`,
     );
     return out;
+}
+
+function tuningSection(r: BenchResults): string[] {
+    const runs = r.tuning ?? [];
+    if (runs.length === 0) return [];
+    return [
+        "## Tuning: the defaults against their alternatives",
+        "",
+        "Beside the deployed path, on the gateway, in front of the same model server (replica 0), each a process of its own started for the phase and measured " +
+            "side by side as above. The router's rows: smg with the deployed flags and worker, changing one thing each, against its log as it was before 0.4 " +
+            "(two ANSI-coloured INFO lines a request); the last routes to an SSH TCP forward to the model server instead of the bridge. The tunnel's rows: the " +
+            "deployed tunnel's ssh command with another cipher, load on its socket.",
+        "",
+        renderTable(latencyTable(runs, routerVariants, "routerTwoLines", r.mode.concurrencies)),
+        "",
+        renderTable(latencyTable(runs, tunnelVariants, "tunnelChacha", r.mode.concurrencies)),
+        "",
+        renderTable(cpuTable(runs, [...routerVariants, ...tunnelVariants], r.mode.concurrencies)),
+        "",
+    ];
+}
+
+/** What each alternative to a default bought or cost, within its repetition. */
+function tuningFindings(runs: PathRun[], cMax: number, c1: number): string[] {
+    if (runs.length === 0) return [];
+    const rate = (v: string, base: string, c: number) =>
+        medianAgainst(runs, v, base, c, (a, b) => ratio(a.summary.requestsPerSecond, b.summary.requestsPerSecond));
+    const added = (v: string, base: string, c: number) => medianAgainst(runs, v, base, c, (a, b) => a.summary.p50Ms - b.summary.p50Ms);
+    const cpu = (v: string, f: (x: PathRun) => number, c = cMax) => median(runs.filter((x) => x.variant === v && x.concurrency === c).map(f));
+    const router = (v: string) =>
+        `${fmt(
+            cpu(v, (x) => x.cpuUs.router),
+            0,
+        )} µs`;
+    const logged = (v: string) =>
+        `${fmt(
+            cpu(v, (x) => x.logBytes.router),
+            0,
+        )} B`;
+    const journald = (v: string) =>
+        `${fmt(
+            cpu(v, (x) => x.cpuUs.journald),
+            0,
+        )} µs`;
+    const ssh = (v: string) =>
+        `${fmt(
+            cpu(v, (x) => x.cpuUs.ssh + x.cpuUs.sshd),
+            0,
+        )} µs`;
+    return [
+        `Router logging at concurrency ${cMax} (router CPU, journald CPU, log bytes per request): two coloured lines ${router("routerTwoLines")}, ${journald("routerTwoLines")}, ` +
+            `${logged("routerTwoLines")}; one JSON line (the default now) ${router("routerOneLine")}, ${journald("routerOneLine")}, ${logged("routerOneLine")}; ` +
+            `none ${router("routerQuiet")}, ${journald("routerQuiet")}, ${logged("routerQuiet")}. Throughput against two lines: one line ${pct(rate("routerOneLine", "routerTwoLines", cMax))}, ` +
+            `none ${pct(rate("routerQuiet", "routerTwoLines", cMax))}; at concurrency ${c1} the p50 moves by ${fmt(added("routerOneLine", "routerTwoLines", c1))} ms and ${fmt(added("routerQuiet", "routerTwoLines", c1))} ms.`,
+        `Without the bridge (the router straight to an SSH TCP forward): ${pct(rate("routerNoBridge", "routerOneLine", cMax))} of the bridged router's throughput at concurrency ${cMax}, ` +
+            `p50 ${fmt(added("routerNoBridge", "routerOneLine", c1))} ms at concurrency ${c1} (nginx ${fmt(
+                cpu("routerOneLine", (x) => x.cpuUs.nginx),
+                0,
+            )} µs a request with the bridge, ` +
+            `${fmt(
+                cpu("routerNoBridge", (x) => x.cpuUs.nginx),
+                0,
+            )} µs without; ssh + sshd ${ssh("routerOneLine")} and ${ssh("routerNoBridge")}).`,
+        `SSH cipher: aes128-gcm carries ${pct(rate("tunnelAesGcm", "tunnelChacha", cMax))} of chacha20-poly1305's throughput through the tunnel socket at concurrency ${cMax} ` +
+            `(ssh + sshd ${ssh("tunnelAesGcm")} against ${ssh("tunnelChacha")} a request); p50 ${fmt(added("tunnelAesGcm", "tunnelChacha", c1))} ms at concurrency ${c1}.`,
+    ];
 }
 
 export function renderReport(r: BenchResults): string {
@@ -194,6 +264,7 @@ export function renderReport(r: BenchResults): string {
         "",
         renderTable(cpuTable(r.priorArt, priorArtVariants, r.mode.concurrencies)),
         "",
+        ...tuningSection(r),
         "## Scaling cost",
         "",
         `Fake workers over r1 and r2 (replica i on host i mod 2, port 8000 + i div 2). For each N: N→N+1 previewed ${r.mode.scalingRepetitions}× (\`pulumi preview --json\`), ` +

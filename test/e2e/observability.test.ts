@@ -95,14 +95,18 @@ describe("e2e observability on sandbox hosts (smg, two router processes): reques
         assert.strictEqual(entry.uri, "/v1/chat/completions");
         assert.match(String(entry.upstream_response_time), /^\d+\.\d{3}$/);
         assert.ok(Number(entry.body_bytes_sent) > 0 && Number(entry.request_length) > 0, line);
-        // The router's journal and its log directory both have the id (ANSI colours around the field name, not the value).
-        const journal = await onHost("gw", `journalctl --no-pager ${units.map((u) => `-u ${u}`).join(" ")} | grep -cF '"${id}"' || true`);
-        assert.ok(Number(journal.trim()) >= 2, `the router logged the request (started, finished) with its id: ${journal}`);
+        // The router's journal and its log directory both have the id: one JSON line per request, with its status.
+        const journal = await onHost("gw", `journalctl --no-pager -o cat ${units.map((u) => `-u ${u}`).join(" ")} | grep -F '"${id}"' || true`);
+        const journalLines = journal.trim().split("\n").filter(Boolean);
+        assert.strictEqual(journalLines.length, 1, `the router logged the request once, with its id: ${journal}`);
+        const logged = JSON.parse(journalLines[0]) as { message: string; span: { request_id: string; status_code: number; latency: number } };
+        assert.strictEqual(logged.message, "finished processing request");
+        assert.deepStrictEqual([logged.span.request_id, logged.span.status_code], [id, 200]);
         const files = await onHost(
             "gw",
             `cat /var/log/sglang-gateway/chat/smg.* /var/log/sglang-gateway/chat/second/smg.* 2>/dev/null | grep -cF '"${id}"' || true`,
         );
-        assert.ok(Number(files.trim()) >= 2, `the router's log files: ${files}`);
+        assert.strictEqual(files.trim(), "1", `the router's log files: ${files}`);
 
         const router = await gatewayCli(project, ["logs", "chat", "--router", "-n", "200"]);
         assert.strictEqual(router.code, 0, router.stderr);
@@ -130,12 +134,14 @@ describe("e2e observability on sandbox hosts (smg, two router processes): reques
             // Connected once the journal's last lines show (a line written before the tail starts is among its last 10 anyway).
             for (let i = 0; i < 120 && !output.includes("smg::"); i++) await new Promise((r) => setTimeout(r, 250));
             const id = (await chat({ stream: true })).requestId ?? "none";
-            const routerLinesOf = (text: string) => text.split("\n").filter((l) => l.includes(`"${id}"`) && l.includes("smg::"));
-            for (let i = 0; i < 60 && !(output.includes(`"request_id":"${id}"`) && routerLinesOf(output).length >= 2); i++) {
+            // Both are JSON with the id: nginx's line names the service, the router's its target.
+            const linesOf = (text: string, kind: string) => text.split("\n").filter((l) => l.includes(`"${id}"`) && l.includes(kind));
+            const [nginxLine, routerLine] = ['"service":"chat"', '"target":"smg::response"'];
+            for (let i = 0; i < 60 && !(linesOf(output, nginxLine).length >= 1 && linesOf(output, routerLine).length >= 1); i++) {
                 await new Promise((r) => setTimeout(r, 250));
             }
-            assert.ok(output.includes(`"request_id":"${id}"`), `the access log line did not follow: ${output.slice(0, 3000)}`);
-            assert.ok(routerLinesOf(output).length >= 2, `the router's lines did not follow: ${output.slice(-2000)}`);
+            assert.ok(linesOf(output, nginxLine).length >= 1, `the access log line did not follow: ${output.slice(0, 3000)}`);
+            assert.ok(linesOf(output, routerLine).length >= 1, `the router's line did not follow: ${output.slice(-2000)}`);
         } finally {
             process.kill(-(child.pid as number), "SIGINT");
             await new Promise((r) => child.once("exit", r));
@@ -189,7 +195,7 @@ describe("e2e: upgrading a running stack to the JSON access log and request ids 
     beforeEach(() => (project = stack()));
     const config = () => sandboxStack({ gateway: "e2e-observe-upgrade", replicas: 2 });
 
-    it("the preview updates the service's server block, (its removal script only) its router and the tunnels; up under load reloads nginx, rolls the tunnels, restarts no router, fails nothing", async () => {
+    it("the preview updates the service's server block, its router and the tunnels; up under load reloads nginx, rolls the tunnels, restarts the router once (its JSON log), fails only in that gap", async () => {
         const previous = exportCommit(beforeObservability);
         try {
             project.useProgram(path.join(previous.root, "index.ts"));
@@ -209,9 +215,18 @@ describe("e2e: upgrading a running stack to the JSON access log and request ids 
         const before = await pids();
         const { answers } = await underLoad(() => project.up());
         const failed = answers.filter((a) => a.status !== 200);
-        console.log(`      upgrade: ${answers.length} requests, ${failed.length} failed`);
-        assert.deepStrictEqual(failed.slice(0, 5), [], `${failed.length} of ${answers.length} requests failed during the upgrade`);
-        assert.deepStrictEqual(await pids(), before, "the router and nginx's master kept their PIDs (the router's update ran nothing)");
+        const report = `upgrade: ${answers.length} requests, ${failed.length} failed (${[...new Set(failed.map((a) => a.status))].join(", ") || "none"})`;
+        console.log(`      ${report}`);
+        // Since that commit smg logs one JSON line per request (its flags and unit changed, CHANGELOG): the router
+        // restarts once, and only its restart gap may fail a request (nginx's 502, the gateway's 503 while its workers come back).
+        assert.ok(
+            failed.every((a) => a.status === 502 || a.status === 503),
+            report,
+        );
+        assert.ok(failed.length <= 40, `more failures than a restart gap explains: ${report}`);
+        const after = await pids();
+        assert.strictEqual(after.nginx, before.nginx, "nginx's master kept its PID (reloaded, not restarted)");
+        assert.notStrictEqual(after.router, before.router, "the router restarted with its new log format");
         const answer = await chat();
         assert.match(answer.requestId ?? "", /^[0-9a-f]{32}$/);
         const line = await onHost("gw", `grep -F '"request_id":"${answer.requestId}"' /var/log/nginx/sglang-gateway-chat.access.log`);

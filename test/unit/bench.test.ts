@@ -1,7 +1,8 @@
 // The benchmark's pure parts (`npm run bench` itself is never part of the test suite: its figures are
 // timings of a noisy machine). Percentiles and medians, the tables, and how runs and traces are read.
 import * as assert from "assert";
-import { bridgeFile } from "../../components/host-files/replica";
+import { bridgeFile, tunnelUnitFile } from "../../components/host-files/replica";
+import { replicaPaths } from "../../components/naming";
 import { classify, cpuTicks } from "../../bench/cpu";
 import { latencyTable, type PathRun } from "../../bench/datapath";
 import { tokenOf } from "../../bench/loadgen";
@@ -9,6 +10,7 @@ import { quickMode } from "../../bench/mode";
 import { renderReport } from "../../bench/report";
 import { hops } from "../../bench/topology";
 import { withoutKeepalive } from "../../bench/prior-art";
+import { routerVariants, tunnelCommand, tunnelVariants } from "../../bench/tuning";
 import { operationsOf, parseSpans, timingOf } from "../../bench/pulumi-timing";
 import { plannedChanges, providerBytes, scalingStep } from "../../bench/scaling";
 import { median, medianOfRatios, percentile, ratio, summarize } from "../../bench/stats";
@@ -146,8 +148,11 @@ describe("bench: what it reads", () => {
         assert.strictEqual(classify("r1", unit("r1", "sglang-gateway-chat-replica-0.service"), "/usr/bin/node fake-worker.js"), "worker");
         const session = "/sgw-abc123-r1/payload/user.slice/user-0.slice/session-7.scope";
         assert.strictEqual(classify("r1", session, "sshd: root "), "sshd");
-        // Our own command sessions and the listener are not the tunnel.
+        // The tunnel's pty session (since 0.3) carries its channels in this one.
+        assert.strictEqual(classify("r1", session, "sshd: root@pts/0 "), "sshd");
+        // Our own command sessions, the session's monitor and the listener are not the tunnel.
         assert.strictEqual(classify("r1", session, "sshd: root@notty "), undefined);
+        assert.strictEqual(classify("r1", session, "sshd: root [priv] "), undefined);
         assert.strictEqual(classify("r1", unit("r1", "ssh.service"), "sshd: /usr/sbin/sshd -D [listener]"), undefined);
         assert.strictEqual(classify("r1", unit("r1", "nginx.service"), "nginx: worker process"), undefined);
         assert.strictEqual(classify("gw", unit("gw", "systemd-journald.service"), "/lib/systemd/systemd-journald"), "journald");
@@ -160,6 +165,20 @@ describe("bench: what it reads", () => {
         assert.doesNotMatch(prior.replace(/#.*$/gm, ""), /keepalive|Connection ""/);
         nginxTest({ bridges: { "prior.conf": prior } });
         assert.throws(() => withoutKeepalive(prior), /no `keepalive N;` line/);
+    });
+
+    it("the tuning's tunnels: the deployed tunnel's command with another forward and cipher, all else the same", () => {
+        const unit = tunnelUnitFile({ service: "chat", index: 0, host: "10.0.0.3", port: 22, user: "root", remotePort: 8000 }).content;
+        const execStart = unit.split("\n").find((l) => l.startsWith("ExecStart=")) ?? "";
+        const variant = tunnelCommand(execStart, "127.0.0.1:31950", "aes128-gcm@openssh.com");
+        assert.strictEqual(
+            variant,
+            execStart
+                .replace("ExecStart=/usr/bin/ssh ", "/usr/bin/ssh -c aes128-gcm@openssh.com ")
+                .replace(`-L ${replicaPaths("chat", 0).socket}:`, "-L 127.0.0.1:31950:"),
+        );
+        assert.match(variant, /-tt .*StrictHostKeyChecking=yes .* 'exec sleep infinity'$/);
+        assert.throws(() => tunnelCommand("ExecStart=/usr/bin/ssh -N -L /elsewhere.sock:x", "y", "z"), /ExecStart changed/);
     });
 
     it("what a preview plans: the steps that are not `same`, by operation and type", () => {
@@ -305,6 +324,7 @@ describe("bench: the report", () => {
                 errors: 0,
             })),
             priorArt: ["ours", "priorArt"].flatMap((v) => c.map((cc) => pathRun(v, cc, 0))),
+            tuning: [...routerVariants, ...tunnelVariants].flatMap((v) => c.map((cc) => pathRun(v.name, cc, 0))),
             scaling: {
                 runs: [
                     { kind: "preview", from: 1, to: 2, repetition: 0, timing, planned: { "create HostScript": 3 }, sshLogins: { gw: 0, r1: 0, r2: 0 } },
@@ -315,10 +335,12 @@ describe("bench: the report", () => {
             },
             timeToServe: [{ sandboxUpSeconds: 9, up: timing, firstAnswerSeconds: 0.02, firstAnswerAttempts: 1 }],
         });
-        for (const section of ["## Data path", "## Streams", "## Prior art", "## Scaling cost", "## Time to serve", "## Findings"]) {
+        for (const section of ["## Data path", "## Streams", "## Prior art", "## Tuning", "## Scaling cost", "## Time to serve", "## Findings"]) {
             assert.ok(text.includes(section), section);
         }
         assert.match(text, /quick mode/);
         assert.match(text, /state file holds 0\.6 MB at N=1 \(50% of it/);
+        assert.match(text, /Router logging at concurrency 64 .*one JSON line \(the default now\)/);
+        assert.match(text, /\| router as deployed, straight to an SSH TCP forward \(no bridge\) \|/);
     });
 });

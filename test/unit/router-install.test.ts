@@ -54,10 +54,26 @@ describe("sglang router install and launch, per generation", () => {
         };
         const smg = sglangRouterCommand({ ...options, version: "1.13.0" });
         assert.deepStrictEqual(smg.slice(0, 3), ["/opt/sglang-gateway/routers/smg-1.13.0/bin/python", "-m", "smg.launch_router"]);
-        assert.deepStrictEqual(smg.slice(-2), ["--worker-startup-check-interval", "1"]);
+        assert.deepStrictEqual(smg.slice(-3), ["--worker-startup-check-interval", "1", "--log-json"]);
         const legacy = sglangRouterCommand({ ...options, version: "0.3.2" });
         assert.deepStrictEqual(legacy.slice(0, 3), ["/opt/sglang-gateway/routers/sglang-router-0.3.2/bin/python", "-m", "sglang_router.launch_router"]);
         assert.ok(!legacy.includes("--worker-startup-check-interval"), "0.3.2 does not know the flag");
+        assert.ok(!legacy.includes("--log-json"));
+    });
+
+    it("smg's unit logs one line per request (RUST_LOG drops `started processing request`); 0.3.2's unit has no environment", () => {
+        const options = {
+            service: "chat",
+            user: "sglang-gateway-router",
+            port: 10001,
+            metricsPort: 10301,
+            policy: "round_robin",
+            workerStartupTimeoutSeconds: 600,
+            workerUrls: [],
+        };
+        const unitOf = (version: string) => sglangRouter.launch({ ...options, version }).files.find((f) => f.path.endsWith(".service"))?.content ?? "";
+        assert.match(unitOf("1.13.0"), /^Environment="RUST_LOG=info,smg::request=warn"$/m);
+        assert.doesNotMatch(unitOf("0.3.2"), /Environment/);
     });
 
     it("the smg router's start removes installs no router uses any more; 0.3.2's scripts stay as they were", () => {

@@ -19,6 +19,8 @@ export interface SglangGeneration {
     readonly refusedPolicies: Readonly<Record<string, string>>;
     /** Flags beside the common ones. */
     readonly extraFlags: readonly string[];
+    /** The router unit's environment (none: the unit has no `Environment=` line). */
+    readonly environment: Readonly<Record<string, string>>;
     /** Response headers that carry router internals (worker addresses, error codes): the gateway strips them. */
     readonly internalResponseHeaders: readonly string[];
     /** How the router answers a request when it has no worker for the model: the gateway turns it into its 503. */
@@ -48,7 +50,14 @@ export const smg1: SglangGeneration = {
     policies: ["cache_aware", "round_robin", "random", "least_load", "prefix_hash", "consistent_hashing"],
     refusedPolicies: { power_of_two: refusedAtStart("smg") },
     // An unreachable worker is retried every 30 s by default: 1 s makes the readiness timeout mean what it says.
-    extraFlags: ["--worker-startup-check-interval", "1"],
+    // `--log-json`: one JSON object a line (no ANSI codes, which the plain format puts around field names even in
+    // its file), like the service's nginx access log.
+    extraFlags: ["--worker-startup-check-interval", "1", "--log-json"],
+    // One line per request, not two: `finished processing request` (target smg::response) carries the request id,
+    // status and latency; `started processing request` (smg::request) only the id. Measured (BENCHMARKS.md): the
+    // router spends about a tenth less CPU per request, and writes 580 bytes a request instead of 894. RUST_LOG
+    // replaces the level filter (`--log-level` info), so the rest of info stays.
+    environment: { RUST_LOG: "info,smg::request=warn" },
     internalResponseHeaders: ["x-smg-routed-worker-id", "x-smg-error-code"],
     noWorkerAnswer: { status: 404, header: "x-smg-error-code", value: "model_not_found" },
     removesUnusedInstalls: true,
@@ -66,6 +75,7 @@ export const sglangRouter03: SglangGeneration = {
     policies: ["cache_aware", "round_robin", "random"],
     refusedPolicies: { power_of_two: refusedAtStart("sglang-router 0.3.2") },
     extraFlags: [],
+    environment: {},
     internalResponseHeaders: [],
     removesUnusedInstalls: false,
 };

@@ -163,6 +163,7 @@ export const sglangRouter: Router = {
                         startScript: paths.startScript,
                         user: options.user,
                         logsDirectory: paths.logsDirectory,
+                        environment: Object.entries(generation(options.version).environment).map(([k, v]) => `${k}=${v}`),
                     }),
                 },
             ],
