@@ -7,7 +7,7 @@ import { changeStepsTable, scalingTable, type ScalingResult } from "./scaling";
 import { fmt, median, pct, ratio } from "./stats";
 import { noSessionLabel, streamHops, streamTable, type StreamRun } from "./streams";
 import { renderTable } from "./table";
-import { routerVariants, tunnelVariants } from "./tuning";
+import { bridgeVariants, routerVariants, tunnelVariants } from "./tuning";
 import { serveTable, type ServeRun } from "./time-to-serve";
 import type { Hop } from "./topology";
 
@@ -145,13 +145,16 @@ function tuningSection(r: BenchResults): string[] {
         "Beside the deployed path, on the gateway, in front of the same model server (replica 0), each a process of its own started for the phase and measured " +
             "side by side as above. The router's rows: smg with the deployed flags and worker, changing one thing each, against its log as it was before 0.4 " +
             "(two ANSI-coloured INFO lines a request); the last routes to an SSH TCP forward to the model server instead of the bridge. The tunnel's rows: the " +
-            "deployed tunnel's ssh command with another cipher, load on its socket.",
+            "deployed tunnel's ssh command with another cipher, load on its socket. The bridge's rows: two more bridges rendered from the template in front of " +
+            "the deployed tunnel's socket, with their upstream keepalive (idle connections kept per nginx worker) changed.",
         "",
         renderTable(latencyTable(runs, routerVariants, "routerTwoLines", r.mode.concurrencies)),
         "",
+        renderTable(latencyTable(runs, bridgeVariants, "bridgeKeepalive16", r.mode.concurrencies)),
+        "",
         renderTable(latencyTable(runs, tunnelVariants, "tunnelChacha", r.mode.concurrencies)),
         "",
-        renderTable(cpuTable(runs, [...routerVariants, ...tunnelVariants], r.mode.concurrencies)),
+        renderTable(cpuTable(runs, [...routerVariants, ...bridgeVariants, ...tunnelVariants], r.mode.concurrencies)),
         "",
     ];
 }
@@ -197,6 +200,15 @@ function tuningFindings(runs: PathRun[], cMax: number, c1: number): string[] {
                 cpu("routerNoBridge", (x) => x.cpuUs.nginx),
                 0,
             )} µs without; ssh + sshd ${ssh("routerOneLine")} and ${ssh("routerNoBridge")}).`,
+        `Bridge keepalive 64 instead of 16: ${pct(rate("bridgeKeepalive64", "bridgeKeepalive16", cMax))} of the throughput at concurrency ${cMax} ` +
+            `(ssh + sshd ${ssh("bridgeKeepalive64")} against ${ssh("bridgeKeepalive16")} a request, nginx ${fmt(
+                cpu("bridgeKeepalive64", (x) => x.cpuUs.nginx),
+                0,
+            )} µs against ` +
+            `${fmt(
+                cpu("bridgeKeepalive16", (x) => x.cpuUs.nginx),
+                0,
+            )} µs).`,
         `SSH cipher: aes128-gcm carries ${pct(rate("tunnelAesGcm", "tunnelChacha", cMax))} of chacha20-poly1305's throughput through the tunnel socket at concurrency ${cMax} ` +
             `(ssh + sshd ${ssh("tunnelAesGcm")} against ${ssh("tunnelChacha")} a request); p50 ${fmt(added("tunnelAesGcm", "tunnelChacha", c1))} ms at concurrency ${c1}.`,
     ];

@@ -4,7 +4,10 @@
 //
 //   router: its per-request log lines (as before 0.4: two ANSI-coloured lines; as deployed: one JSON line;
 //           none: --log-level warn), and whether the bridge hop can go (the router straight to a TCP forward).
+//   bridge: its upstream keepalive (idle connections to the tunnel's socket each nginx worker keeps: past them,
+//           a connection closes after its request, and the next one opens a new SSH channel).
 //   tunnel: the SSH cipher (OpenSSH's default chacha20-poly1305 against AES-GCM, which this CPU has instructions for).
+import { bridgeFile } from "../components/host-files/replica";
 import { bridgePort, portSlot, replicaPaths } from "../components/naming";
 import { sglangRouterCommand } from "../components/routers/sglang/router";
 import { smg1 } from "../components/routers/sglang/generations";
@@ -15,7 +18,7 @@ import { fmt } from "./stats";
 import { service } from "./topology";
 
 /** Above every bridge port (12000-31199) and the prior art's (31900-31901), below the ephemeral range (32768). */
-const ports = { routerBase: 31910, metricsBase: 31930, tcpForward: 31950 };
+const ports = { routerBase: 31910, metricsBase: 31930, tcpForward: 31950, bridgeBase: 31960 };
 const socketDir = "/run/sgw-bench-tuning";
 
 interface RouterVariant {
@@ -68,6 +71,24 @@ export const tunnelVariants = [
     { name: "tunnelAesGcm", label: "tunnel socket, aes128-gcm", cipher: "aes128-gcm@openssh.com" },
 ];
 
+export const bridgeVariants = [
+    { name: "bridgeKeepalive16", label: "bridge, upstream keepalive 16 (deployed)", keepalive: 16 },
+    { name: "bridgeKeepalive64", label: "bridge, upstream keepalive 64", keepalive: 64 },
+];
+
+/** A bridge as the template renders it for replica 0's socket, with another keepalive. */
+export function bridgeVariant(index: number, keepalive: number) {
+    const file = bridgeFile({
+        service: `bench-tuning-${index}`,
+        index: 0,
+        bridgePort: ports.bridgeBase + index,
+        target: `unix:${replicaPaths(service, 0).socket}`,
+    });
+    const content = file.content.replace(/^(\s*)keepalive \d+;$/m, `$1keepalive ${keepalive};`);
+    if (!new RegExp(`^\\s*keepalive ${keepalive};$`, "m").test(content)) throw new Error("bench: the bridge template changed: no `keepalive N;` line");
+    return { ...file, content };
+}
+
 const routerUnit = (v: { name: string }) => `sglang-gateway-router-bench${v.name.toLowerCase()}.service`;
 const tunnelUnit = (name: string) => `sglang-gateway-tunnel-bench-${name.toLowerCase()}.service`;
 const tunnelSocket = (name: string) => `${socketDir}/${name}.sock`;
@@ -98,12 +119,15 @@ async function waitFor(gateway: HostSession, what: string, check: string): Promi
 export async function measureTuning(gateway: HostSession, mode: BenchMode): Promise<PathRun[]> {
     const paths = replicaPaths(service, 0);
     const execStart = (await gateway.run(`grep '^ExecStart=' /etc/systemd/system/${paths.tunnelUnit}`)).trim();
-    const busy = await gateway.run(`ss -Hltn 'sport >= :${ports.routerBase} and sport <= :${ports.tcpForward}'`);
-    if (busy.trim() !== "") throw new Error(`bench: ports ${ports.routerBase}-${ports.tcpForward} are taken on the gateway:\n${busy}`);
+    const busy = await gateway.run(`ss -Hltn 'sport >= :${ports.routerBase} and sport <= :${ports.bridgeBase + bridgeVariants.length}'`);
+    if (busy.trim() !== "") throw new Error(`bench: ports ${ports.routerBase}-${ports.bridgeBase + bridgeVariants.length} are taken on the gateway:\n${busy}`);
     const units = [...routerVariants.map(routerUnit), ...tunnelVariants.map((t) => tunnelUnit(t.name)), tunnelUnit("tcp")];
     const logDirs = routerVariants.map((v) => `/var/log/sglang-gateway/bench-${v.name}`);
+    const bridges = bridgeVariants.map((b, i) => bridgeVariant(i, b.keepalive));
     const runs: PathRun[] = [];
     try {
+        for (const f of bridges) await gateway.run(`cat > ${f.path}`, f.content);
+        await gateway.run("nginx -t 2>&1 && systemctl reload nginx");
         await gateway.run(`mkdir -p -m 0711 ${socketDir}`);
         for (const t of tunnelVariants) {
             await gateway.run(systemdRun(tunnelUnit(t.name), tunnelCommand(execStart, tunnelSocket(t.name), t.cipher)));
@@ -143,6 +167,7 @@ export async function measureTuning(gateway: HostSession, mode: BenchMode): Prom
         const targets = [
             ...routerVariants.map((v, i) => ({ name: v.name, target: { host: "127.0.0.1", port: ports.routerBase + i, headers: {} } })),
             ...tunnelVariants.map((t) => ({ name: t.name, target: { socketPath: tunnelSocket(t.name), headers: {} } })),
+            ...bridgeVariants.map((b, i) => ({ name: b.name, target: { host: "127.0.0.1", port: ports.bridgeBase + i, headers: {} } })),
         ];
         for (let repetition = 0; repetition < mode.repetitions; repetition++) {
             for (const concurrency of mode.concurrencies) {
@@ -158,7 +183,9 @@ export async function measureTuning(gateway: HostSession, mode: BenchMode): Prom
             }
         }
     } finally {
-        await gateway.exec(`systemctl stop ${units.join(" ")} 2>/dev/null; rm -rf ${socketDir} ${logDirs.join(" ")}`);
+        await gateway.exec(
+            `systemctl stop ${units.join(" ")} 2>/dev/null; rm -rf ${socketDir} ${logDirs.join(" ")} ${bridges.map((f) => f.path).join(" ")}; nginx -t 2>&1 && systemctl reload nginx`,
+        );
     }
     return runs;
 }

@@ -10,7 +10,7 @@ import { quickMode } from "../../bench/mode";
 import { renderReport } from "../../bench/report";
 import { hops } from "../../bench/topology";
 import { withoutKeepalive } from "../../bench/prior-art";
-import { routerVariants, tunnelCommand, tunnelVariants } from "../../bench/tuning";
+import { bridgeVariant, bridgeVariants, routerVariants, tunnelCommand, tunnelVariants } from "../../bench/tuning";
 import { operationsOf, parseSpans, timingOf } from "../../bench/pulumi-timing";
 import { plannedChanges, providerBytes, scalingStep } from "../../bench/scaling";
 import { median, medianOfRatios, percentile, ratio, summarize } from "../../bench/stats";
@@ -181,6 +181,17 @@ describe("bench: what it reads", () => {
         assert.throws(() => tunnelCommand("ExecStart=/usr/bin/ssh -N -L /elsewhere.sock:x", "y", "z"), /ExecStart changed/);
     });
 
+    it("the tuning's bridges: the template's with another keepalive, still valid for nginx", () => {
+        const [ours, more] = [bridgeVariant(0, 16), bridgeVariant(1, 64)];
+        assert.strictEqual(
+            ours.content,
+            bridgeFile({ service: "bench-tuning-0", index: 0, bridgePort: 31960, target: `unix:${replicaPaths("chat", 0).socket}` }).content,
+        );
+        assert.match(more.content, /^\s*keepalive 64;$/m);
+        assert.doesNotMatch(more.content, /keepalive 16;/);
+        nginxTest({ bridges: { "a.conf": ours.content, "b.conf": more.content } });
+    });
+
     it("what a preview plans: the steps that are not `same`, by operation and type", () => {
         const preview = JSON.stringify({
             steps: [
@@ -324,7 +335,7 @@ describe("bench: the report", () => {
                 errors: 0,
             })),
             priorArt: ["ours", "priorArt"].flatMap((v) => c.map((cc) => pathRun(v, cc, 0))),
-            tuning: [...routerVariants, ...tunnelVariants].flatMap((v) => c.map((cc) => pathRun(v.name, cc, 0))),
+            tuning: [...routerVariants, ...bridgeVariants, ...tunnelVariants].flatMap((v) => c.map((cc) => pathRun(v.name, cc, 0))),
             scaling: {
                 runs: [
                     { kind: "preview", from: 1, to: 2, repetition: 0, timing, planned: { "create HostScript": 3 }, sshLogins: { gw: 0, r1: 0, r2: 0 } },
