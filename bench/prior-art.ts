@@ -19,7 +19,10 @@ export const priorArtVariants = [
 
 /** The prior art's variant of a rendered bridge: the same file without upstream keepalive. */
 export function withoutKeepalive(text: string): string {
-    const stripped = text.replace(/^\s*keepalive \d+;\n/m, "").replace(/^\s*proxy_set_header Connection "";\n/m, "");
+    const stripped = text
+        .replace(/^\s*keepalive \d+;\n/m, "")
+        .replace(/^\s*keepalive_timeout \S+;\n/m, "")
+        .replace(/^\s*proxy_set_header Connection "";\n/m, "");
     if (stripped === text || /keepalive/.test(stripped.replace(/#.*$/gm, ""))) {
         throw new Error("bench: the bridge template changed: no `keepalive N;` line to remove for the prior art's variant");
     }

@@ -145,8 +145,10 @@ function tuningSection(r: BenchResults): string[] {
         "Beside the deployed path, on the gateway, in front of the same model server (replica 0), each a process of its own started for the phase and measured " +
             "side by side as above. The router's rows: smg with the deployed flags and worker, changing one thing each, against its log as it was before 0.4 " +
             "(two ANSI-coloured INFO lines a request); the last routes to an SSH TCP forward to the model server instead of the bridge. The tunnel's rows: the " +
-            "deployed tunnel's ssh command with another cipher, load on its socket. The bridge's rows: two more bridges rendered from the template in front of " +
-            "the deployed tunnel's socket, with their upstream keepalive (idle connections kept per nginx worker) changed.",
+            "deployed tunnel's ssh command with another cipher, or with idle connections held open on its socket (each an SSH channel), load on its socket. " +
+            "The bridge's rows: two more bridges rendered from the template, with their upstream keepalive (idle connections kept per nginx worker) changed. " +
+            "Below the router every variant has a tunnel of its own (ssh's work per request grows with the channels open, so variants sharing one would " +
+            "charge each other for their idle connections); the router's variants share the deployed bridge and tunnel.",
         "",
         renderTable(latencyTable(runs, routerVariants, "routerTwoLines", r.mode.concurrencies)),
         "",
@@ -181,11 +183,12 @@ function tuningFindings(runs: PathRun[], cMax: number, c1: number): string[] {
             cpu(v, (x) => x.cpuUs.journald),
             0,
         )} µs`;
-    const ssh = (v: string) =>
+    const ssh = (v: string, c = cMax) =>
         `${fmt(
-            cpu(v, (x) => x.cpuUs.ssh + x.cpuUs.sshd),
+            cpu(v, (x) => x.cpuUs.ssh + x.cpuUs.sshd, c),
             0,
         )} µs`;
+    const idleOf = (v: string) => tunnelVariants.find((t) => t.name === v)?.idle ?? 0;
     return [
         `Router logging at concurrency ${cMax} (router CPU, journald CPU, log bytes per request): two coloured lines ${router("routerTwoLines")}, ${journald("routerTwoLines")}, ` +
             `${logged("routerTwoLines")}; one JSON line (the default now) ${router("routerOneLine")}, ${journald("routerOneLine")}, ${logged("routerOneLine")}; ` +
@@ -209,6 +212,9 @@ function tuningFindings(runs: PathRun[], cMax: number, c1: number): string[] {
                 cpu("bridgeKeepalive16", (x) => x.cpuUs.nginx),
                 0,
             )} µs).`,
+        `Idle SSH channels: with ${idleOf("tunnelIdle")} idle connections held open on its socket, the tunnel carries ${pct(rate("tunnelIdle", "tunnelChacha", c1))} ` +
+            `of its throughput at concurrency ${c1} (p50 ${fmt(added("tunnelIdle", "tunnelChacha", c1))} ms, ssh + sshd ${ssh("tunnelIdle", c1)} against ${ssh("tunnelChacha", c1)} a request) ` +
+            `and ${pct(rate("tunnelIdle", "tunnelChacha", cMax))} at concurrency ${cMax}: why the bridge closes an idle connection after 10 s.`,
         `SSH cipher: aes128-gcm carries ${pct(rate("tunnelAesGcm", "tunnelChacha", cMax))} of chacha20-poly1305's throughput through the tunnel socket at concurrency ${cMax} ` +
             `(ssh + sshd ${ssh("tunnelAesGcm")} against ${ssh("tunnelChacha")} a request); p50 ${fmt(added("tunnelAesGcm", "tunnelChacha", c1))} ms at concurrency ${c1}.`,
     ];

@@ -6,7 +6,10 @@
 //           none: --log-level warn), and whether the bridge hop can go (the router straight to a TCP forward).
 //   bridge: its upstream keepalive (idle connections to the tunnel's socket each nginx worker keeps: past them,
 //           a connection closes after its request, and the next one opens a new SSH channel).
-//   tunnel: the SSH cipher (OpenSSH's default chacha20-poly1305 against AES-GCM, which this CPU has instructions for).
+//   tunnel: the SSH cipher (OpenSSH's default chacha20-poly1305 against AES-GCM, which this CPU has instructions
+//           for), and what idle channels cost every request (32 idle connections held open on its socket).
+// Every variant below the router has a tunnel of its own: ssh's work per request grows with the channels open,
+// so variants sharing one would charge each other for their idle connections.
 import { bridgeFile } from "../components/host-files/replica";
 import { bridgePort, portSlot, replicaPaths } from "../components/naming";
 import { sglangRouterCommand } from "../components/routers/sglang/router";
@@ -66,24 +69,25 @@ export const routerVariants: RouterVariant[] = [
     },
 ];
 
+const ciphers = { chacha: "chacha20-poly1305@openssh.com", aes: "aes128-gcm@openssh.com" };
+
+/** Idle connections one tuning variant holds open on its tunnel's socket. */
+const idleChannels = 32;
+
 export const tunnelVariants = [
-    { name: "tunnelChacha", label: "tunnel socket, chacha20-poly1305 (OpenSSH's default, deployed)", cipher: "chacha20-poly1305@openssh.com" },
-    { name: "tunnelAesGcm", label: "tunnel socket, aes128-gcm", cipher: "aes128-gcm@openssh.com" },
+    { name: "tunnelChacha", label: "tunnel socket, chacha20-poly1305 (OpenSSH's default, deployed)", cipher: ciphers.chacha, idle: 0 },
+    { name: "tunnelAesGcm", label: "tunnel socket, aes128-gcm", cipher: ciphers.aes, idle: 0 },
+    { name: "tunnelIdle", label: `tunnel socket, chacha20-poly1305, ${idleChannels} idle channels open`, cipher: ciphers.chacha, idle: idleChannels },
 ];
 
 export const bridgeVariants = [
-    { name: "bridgeKeepalive16", label: "bridge, upstream keepalive 16 (deployed)", keepalive: 16 },
-    { name: "bridgeKeepalive64", label: "bridge, upstream keepalive 64", keepalive: 64 },
+    { name: "bridgeKeepalive16", label: "bridge, upstream keepalive 16, idle ones closed after 10 s (deployed)", keepalive: 16 },
+    { name: "bridgeKeepalive64", label: "bridge, upstream keepalive 64, idle ones closed after 10 s", keepalive: 64 },
 ];
 
-/** A bridge as the template renders it for replica 0's socket, with another keepalive. */
-export function bridgeVariant(index: number, keepalive: number) {
-    const file = bridgeFile({
-        service: `bench-tuning-${index}`,
-        index: 0,
-        bridgePort: ports.bridgeBase + index,
-        target: `unix:${replicaPaths(service, 0).socket}`,
-    });
+/** A bridge as the template renders it, in front of a tuning tunnel's socket, with another keepalive. */
+export function bridgeVariant(index: number, keepalive: number, socket: string) {
+    const file = bridgeFile({ service: `bench-tuning-${index}`, index: 0, bridgePort: ports.bridgeBase + index, target: `unix:${socket}` });
     const content = file.content.replace(/^(\s*)keepalive \d+;$/m, `$1keepalive ${keepalive};`);
     if (!new RegExp(`^\\s*keepalive ${keepalive};$`, "m").test(content)) throw new Error("bench: the bridge template changed: no `keepalive N;` line");
     return { ...file, content };
@@ -92,6 +96,15 @@ export function bridgeVariant(index: number, keepalive: number) {
 const routerUnit = (v: { name: string }) => `sglang-gateway-router-bench${v.name.toLowerCase()}.service`;
 const tunnelUnit = (name: string) => `sglang-gateway-tunnel-bench-${name.toLowerCase()}.service`;
 const tunnelSocket = (name: string) => `${socketDir}/${name}.sock`;
+
+/** A node script that opens `count` keep-alive connections to a socket (one GET /health each) and holds them idle. */
+function idleHolder(socket: string, count: number): string {
+    const script =
+        `const http = require("http"); const agent = new http.Agent({ keepAlive: true, maxSockets: ${count}, maxFreeSockets: ${count}, keepAliveMsecs: 1e9 });` +
+        `for (let i = 0; i < ${count}; i++) http.get({ socketPath: "${socket}", path: "/health", agent }, (r) => r.resume());` +
+        "setInterval(() => {}, 1e9);";
+    return `/usr/bin/node -e '${script}'`;
+}
 
 /** The deployed tunnel's ssh command line, with another forward and cipher: the same key, known host and options. */
 export function tunnelCommand(deployedExecStart: string, forward: string, cipher: string): string {
@@ -121,22 +134,36 @@ export async function measureTuning(gateway: HostSession, mode: BenchMode): Prom
     const execStart = (await gateway.run(`grep '^ExecStart=' /etc/systemd/system/${paths.tunnelUnit}`)).trim();
     const busy = await gateway.run(`ss -Hltn 'sport >= :${ports.routerBase} and sport <= :${ports.bridgeBase + bridgeVariants.length}'`);
     if (busy.trim() !== "") throw new Error(`bench: ports ${ports.routerBase}-${ports.bridgeBase + bridgeVariants.length} are taken on the gateway:\n${busy}`);
-    const units = [...routerVariants.map(routerUnit), ...tunnelVariants.map((t) => tunnelUnit(t.name)), tunnelUnit("tcp")];
+    // The tunnels: one per tunnel and bridge variant, and the TCP forward of the router without the bridge.
+    const tunnels = [
+        ...tunnelVariants.map((t) => ({ name: t.name, cipher: t.cipher, forward: tunnelSocket(t.name) })),
+        ...bridgeVariants.map((b) => ({ name: b.name, cipher: ciphers.chacha, forward: tunnelSocket(b.name) })),
+        { name: "tcp", cipher: ciphers.chacha, forward: `127.0.0.1:${ports.tcpForward}` },
+    ];
+    const holderUnit = "sgw-bench-idle-holder.service";
+    const units = [...routerVariants.map(routerUnit), ...tunnels.map((t) => tunnelUnit(t.name)), holderUnit];
     const logDirs = routerVariants.map((v) => `/var/log/sglang-gateway/bench-${v.name}`);
-    const bridges = bridgeVariants.map((b, i) => bridgeVariant(i, b.keepalive));
+    const bridges = bridgeVariants.map((b, i) => bridgeVariant(i, b.keepalive, tunnelSocket(b.name)));
     const runs: PathRun[] = [];
     try {
+        await gateway.run(`mkdir -p -m 0711 ${socketDir}`);
+        for (const t of tunnels) {
+            await gateway.run(systemdRun(tunnelUnit(t.name), tunnelCommand(execStart, t.forward, t.cipher)));
+        }
+        for (const t of tunnels) {
+            const url = t.forward.startsWith("/") ? `--unix-socket ${t.forward} http://replica/health` : `http://${t.forward}/health`;
+            await waitFor(gateway, `the tunnel ${t.name}`, `curl -sf -o /dev/null ${url}`);
+        }
+        for (const t of tunnelVariants.filter((v) => v.idle > 0)) {
+            await gateway.run(systemdRun(holderUnit, idleHolder(tunnelSocket(t.name), t.idle)));
+            await waitFor(
+                gateway,
+                `${t.idle} idle connections on ${t.name}`,
+                `[ "$(ss -Hx state connected | grep -c ' ${tunnelSocket(t.name)} ')" -ge ${t.idle} ]`,
+            );
+        }
         for (const f of bridges) await gateway.run(`cat > ${f.path}`, f.content);
         await gateway.run("nginx -t 2>&1 && systemctl reload nginx");
-        await gateway.run(`mkdir -p -m 0711 ${socketDir}`);
-        for (const t of tunnelVariants) {
-            await gateway.run(systemdRun(tunnelUnit(t.name), tunnelCommand(execStart, tunnelSocket(t.name), t.cipher)));
-        }
-        await gateway.run(systemdRun(tunnelUnit("tcp"), tunnelCommand(execStart, `127.0.0.1:${ports.tcpForward}`, tunnelVariants[0].cipher)));
-        for (const t of tunnelVariants) {
-            await waitFor(gateway, t.name, `curl -sf -o /dev/null --unix-socket ${tunnelSocket(t.name)} http://replica/health`);
-        }
-        await waitFor(gateway, "the TCP forward", `curl -sf -o /dev/null http://127.0.0.1:${ports.tcpForward}/health`);
         const workers = {
             bridge: `http://127.0.0.1:${bridgePort(portSlot(service), 0)}`,
             tcpForward: `http://127.0.0.1:${ports.tcpForward}`,

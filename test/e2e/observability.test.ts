@@ -195,7 +195,7 @@ describe("e2e: upgrading a running stack to the JSON access log and request ids 
     beforeEach(() => (project = stack()));
     const config = () => sandboxStack({ gateway: "e2e-observe-upgrade", replicas: 2 });
 
-    it("the preview updates the service's server block, its router and the tunnels; up under load reloads nginx, rolls the tunnels, restarts the router once (its JSON log), fails only in that gap", async () => {
+    it("the preview updates the service's server block, its router, the tunnels and the bridges; up under load reloads nginx, rolls the tunnels, restarts the router once (its JSON log), fails only in that gap", async () => {
         const previous = exportCommit(beforeObservability);
         try {
             project.useProgram(path.join(previous.root, "index.ts"));
@@ -210,7 +210,15 @@ describe("e2e: upgrading a running stack to the JSON access log and request ids 
         project.setConfig(config());
         const steps = (await project.previewSteps()).filter((s) => s.op !== "same").map((s) => `${s.op} ${s.urn.split("::").pop()}`);
         // The tunnels too, since that commit: each pins its host's key and holds a pty session (CHANGELOG); they roll.
-        assert.deepStrictEqual(steps.sort(), ["update chat-replica-0-tunnel", "update chat-replica-1-tunnel", "update chat-router", "update chat-server"]);
+        // The bridges too: each closes an idle connection to its tunnel after 10 s (CHANGELOG).
+        assert.deepStrictEqual(steps.sort(), [
+            "update chat-replica-0-bridge",
+            "update chat-replica-0-tunnel",
+            "update chat-replica-1-bridge",
+            "update chat-replica-1-tunnel",
+            "update chat-router",
+            "update chat-server",
+        ]);
 
         const before = await pids();
         const { answers } = await underLoad(() => project.up());

@@ -182,12 +182,10 @@ describe("bench: what it reads", () => {
     });
 
     it("the tuning's bridges: the template's with another keepalive, still valid for nginx", () => {
-        const [ours, more] = [bridgeVariant(0, 16), bridgeVariant(1, 64)];
-        assert.strictEqual(
-            ours.content,
-            bridgeFile({ service: "bench-tuning-0", index: 0, bridgePort: 31960, target: `unix:${replicaPaths("chat", 0).socket}` }).content,
-        );
+        const [ours, more] = [bridgeVariant(0, 16, "/run/a.sock"), bridgeVariant(1, 64, "/run/b.sock")];
+        assert.strictEqual(ours.content, bridgeFile({ service: "bench-tuning-0", index: 0, bridgePort: 31960, target: "unix:/run/a.sock" }).content);
         assert.match(more.content, /^\s*keepalive 64;$/m);
+        assert.match(more.content, /^\s*keepalive_timeout 10s;$/m);
         assert.doesNotMatch(more.content, /keepalive 16;/);
         nginxTest({ bridges: { "a.conf": ours.content, "b.conf": more.content } });
     });
