@@ -63,16 +63,24 @@ export async function measure(
     };
 }
 
-/** Every hop at every concurrency, `repetitions` times; hop order rotates so none always runs first. */
-export async function measureDataPath(sessions: Record<Hop["from"], HostSession>, path: Hop[], mode: BenchMode): Promise<PathRun[]> {
+/** One path of a side-by-side phase: where the load generator runs and what it loads. */
+export interface SideBySideTarget {
+    name: string;
+    session: HostSession;
+    target: Hop["target"];
+}
+
+/** Every target at every concurrency, `repetitions` times; the order rotates so none always runs first. */
+export async function measureSideBySide(phase: string, targets: SideBySideTarget[], mode: BenchMode): Promise<PathRun[]> {
     const runs: PathRun[] = [];
+    const width = Math.max(...targets.map((t) => t.name.length));
     for (let repetition = 0; repetition < mode.repetitions; repetition++) {
         for (const concurrency of mode.concurrencies) {
-            for (let k = 0; k < path.length; k++) {
-                const hop = path[(k + repetition) % path.length];
-                const run = await measure(sessions[hop.from], hop.name, hop.target, concurrency, repetition, mode);
+            for (let k = 0; k < targets.length; k++) {
+                const t = targets[(k + repetition) % targets.length];
+                const run = await measure(t.session, t.name, t.target, concurrency, repetition, mode);
                 console.error(
-                    `bench: data path ${repetition + 1}/${mode.repetitions} c=${concurrency} ${hop.name.padEnd(8)} ` +
+                    `bench: ${phase} ${repetition + 1}/${mode.repetitions} c=${concurrency} ${t.name.padEnd(width)} ` +
                         `p50 ${fmt(run.summary.p50Ms)} ms p99 ${fmt(run.summary.p99Ms)} ms ${fmt(run.summary.requestsPerSecond, 0)} req/s`,
                 );
                 runs.push(run);
@@ -80,6 +88,15 @@ export async function measureDataPath(sessions: Record<Hop["from"], HostSession>
         }
     }
     return runs;
+}
+
+/** Every hop of the data path, each loaded from where it is reachable. */
+export function measureDataPath(sessions: Record<Hop["from"], HostSession>, path: Hop[], mode: BenchMode): Promise<PathRun[]> {
+    return measureSideBySide(
+        "data path",
+        path.map((hop) => ({ name: hop.name, session: sessions[hop.from], target: hop.target })),
+        mode,
+    );
 }
 
 /** The runs of one variant at one concurrency. */

@@ -3,10 +3,9 @@
 // gateway, in front of the same tunnel socket, measured side by side.
 import { bridgeFile } from "../components/host-files/replica";
 import { replicaPaths } from "../components/naming";
-import { measure, type PathRun } from "./datapath";
+import { measureSideBySide, type PathRun } from "./datapath";
 import type { HostSession } from "./hosts";
 import type { BenchMode } from "./mode";
-import { fmt } from "./stats";
 import { service } from "./topology";
 
 /** Above every bridge port (12000-31199), below the ephemeral range (32768). */
@@ -45,29 +44,20 @@ export async function measurePriorArt(gateway: HostSession, mode: BenchMode): Pr
     for (const f of written) {
         await gateway.run(`cat > ${f.path}`, f.content);
     }
-    const runs: PathRun[] = [];
+    let runs: PathRun[] = [];
     try {
         await gateway.run("nginx -t 2>&1 && systemctl reload nginx");
         for (const port of Object.values(ports)) {
             await gateway.run(`for i in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:${port}/health && exit 0; sleep 0.2; done; exit 1`);
         }
-        const variants = [
-            { name: "ours", target: { host: "127.0.0.1", port: ports.ours, headers: {} } },
-            { name: "priorArt", target: { host: "127.0.0.1", port: ports.priorArt, headers: {} } },
-        ];
-        for (let repetition = 0; repetition < mode.repetitions; repetition++) {
-            for (const concurrency of mode.concurrencies) {
-                for (let k = 0; k < variants.length; k++) {
-                    const v = variants[(k + repetition) % variants.length];
-                    const run = await measure(gateway, v.name, v.target, concurrency, repetition, mode);
-                    console.error(
-                        `bench: prior art ${repetition + 1}/${mode.repetitions} c=${concurrency} ${v.name.padEnd(8)} ` +
-                            `p50 ${fmt(run.summary.p50Ms)} ms ${fmt(run.summary.requestsPerSecond, 0)} req/s`,
-                    );
-                    runs.push(run);
-                }
-            }
-        }
+        runs = await measureSideBySide(
+            "prior art",
+            [
+                { name: "ours", session: gateway, target: { host: "127.0.0.1", port: ports.ours, headers: {} } },
+                { name: "priorArt", session: gateway, target: { host: "127.0.0.1", port: ports.priorArt, headers: {} } },
+            ],
+            mode,
+        );
     } finally {
         await gateway.run(`rm -f ${written.map((f) => f.path).join(" ")} && nginx -t 2>&1 && systemctl reload nginx`);
     }

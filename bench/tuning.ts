@@ -14,10 +14,9 @@ import { bridgeFile } from "../components/host-files/replica";
 import { bridgePort, portSlot, replicaPaths } from "../components/naming";
 import { sglangRouterCommand } from "../components/routers/sglang/router";
 import { smg1 } from "../components/routers/sglang/generations";
-import { measure, type PathRun } from "./datapath";
+import { measureSideBySide, type PathRun, type SideBySideTarget } from "./datapath";
 import type { HostSession } from "./hosts";
 import type { BenchMode } from "./mode";
-import { fmt } from "./stats";
 import { service } from "./topology";
 
 /** Above every bridge port (12000-31199) and the prior art's (31900-31901), below the ephemeral range (32768). */
@@ -144,7 +143,7 @@ export async function measureTuning(gateway: HostSession, mode: BenchMode): Prom
     const units = [...routerVariants.map(routerUnit), ...tunnels.map((t) => tunnelUnit(t.name)), holderUnit];
     const logDirs = routerVariants.map((v) => `/var/log/sglang-gateway/bench-${v.name}`);
     const bridges = bridgeVariants.map((b, i) => bridgeVariant(i, b.keepalive, tunnelSocket(b.name)));
-    const runs: PathRun[] = [];
+    let runs: PathRun[] = [];
     try {
         await gateway.run(`mkdir -p -m 0711 ${socketDir}`);
         for (const t of tunnels) {
@@ -191,24 +190,16 @@ export async function measureTuning(gateway: HostSession, mode: BenchMode): Prom
                 `curl -sf -o /dev/null -H 'content-type: application/json' -d '${body}' http://127.0.0.1:${ports.routerBase + i}/v1/chat/completions`,
             );
         }
-        const targets = [
-            ...routerVariants.map((v, i) => ({ name: v.name, target: { host: "127.0.0.1", port: ports.routerBase + i, headers: {} } })),
-            ...tunnelVariants.map((t) => ({ name: t.name, target: { socketPath: tunnelSocket(t.name), headers: {} } })),
-            ...bridgeVariants.map((b, i) => ({ name: b.name, target: { host: "127.0.0.1", port: ports.bridgeBase + i, headers: {} } })),
-        ];
-        for (let repetition = 0; repetition < mode.repetitions; repetition++) {
-            for (const concurrency of mode.concurrencies) {
-                for (let k = 0; k < targets.length; k++) {
-                    const v = targets[(k + repetition) % targets.length];
-                    const run = await measure(gateway, v.name, v.target, concurrency, repetition, mode);
-                    console.error(
-                        `bench: tuning ${repetition + 1}/${mode.repetitions} c=${concurrency} ${v.name.padEnd(14)} ` +
-                            `p50 ${fmt(run.summary.p50Ms)} ms ${fmt(run.summary.requestsPerSecond, 0)} req/s`,
-                    );
-                    runs.push(run);
-                }
-            }
-        }
+        const target = (name: string, t: SideBySideTarget["target"]) => ({ name, session: gateway, target: t });
+        runs = await measureSideBySide(
+            "tuning",
+            [
+                ...routerVariants.map((v, i) => target(v.name, { host: "127.0.0.1", port: ports.routerBase + i, headers: {} })),
+                ...tunnelVariants.map((t) => target(t.name, { socketPath: tunnelSocket(t.name), headers: {} })),
+                ...bridgeVariants.map((b, i) => target(b.name, { host: "127.0.0.1", port: ports.bridgeBase + i, headers: {} })),
+            ],
+            mode,
+        );
     } finally {
         await gateway.exec(
             `systemctl stop ${units.join(" ")} 2>/dev/null; rm -rf ${socketDir} ${logDirs.join(" ")} ${bridges.map((f) => f.path).join(" ")}; nginx -t 2>&1 && systemctl reload nginx`,

@@ -6,6 +6,17 @@ import { sglangRouter, sglangRouterCommand } from "../../components/routers/sgla
 const settings = (version: string, indexUrl?: string) => ({ type: "sglang", policy: "cache_aware", version, ...(indexUrl ? { indexUrl } : {}) });
 
 describe("sglang router install and launch, per generation", () => {
+    /** One service's router launch, but for its version. */
+    const options = {
+        service: "chat",
+        user: "sglang-gateway-router",
+        port: 10001,
+        metricsPort: 10301,
+        policy: "round_robin",
+        workerStartupTimeoutSeconds: 600,
+        workerUrls: [],
+    };
+
     it("smg 1.13.0 (the default) installs smg with its shipped closure; the venv counts as complete once smg.launch_router imports", () => {
         const install = sglangRouter.install(settings(sglangRouter.defaultVersion));
         assert.strictEqual(sglangRouter.defaultVersion, "1.13.0");
@@ -43,15 +54,6 @@ describe("sglang router install and launch, per generation", () => {
     });
 
     it("launch: smg runs smg.launch_router and retries an unready worker every second; 0.3.2 runs sglang_router.launch_router", () => {
-        const options = {
-            service: "chat",
-            user: "sglang-gateway-router",
-            port: 10001,
-            metricsPort: 10301,
-            policy: "round_robin",
-            workerStartupTimeoutSeconds: 600,
-            workerUrls: [],
-        };
         const smg = sglangRouterCommand({ ...options, version: "1.13.0" });
         assert.deepStrictEqual(smg.slice(0, 3), ["/opt/sglang-gateway/routers/smg-1.13.0/bin/python", "-m", "smg.launch_router"]);
         assert.deepStrictEqual(smg.slice(-3), ["--worker-startup-check-interval", "1", "--log-json"]);
@@ -62,30 +64,12 @@ describe("sglang router install and launch, per generation", () => {
     });
 
     it("smg's unit logs one line per request (RUST_LOG drops `started processing request`); 0.3.2's unit has no environment", () => {
-        const options = {
-            service: "chat",
-            user: "sglang-gateway-router",
-            port: 10001,
-            metricsPort: 10301,
-            policy: "round_robin",
-            workerStartupTimeoutSeconds: 600,
-            workerUrls: [],
-        };
         const unitOf = (version: string) => sglangRouter.launch({ ...options, version }).files.find((f) => f.path.endsWith(".service"))?.content ?? "";
         assert.match(unitOf("1.13.0"), /^Environment="RUST_LOG=info,smg::request=warn"$/m);
         assert.doesNotMatch(unitOf("0.3.2"), /Environment/);
     });
 
     it("the smg router's start removes installs no router uses any more; 0.3.2's scripts stay as they were", () => {
-        const options = {
-            service: "chat",
-            user: "sglang-gateway-router",
-            port: 10001,
-            metricsPort: 10301,
-            policy: "round_robin",
-            workerStartupTimeoutSeconds: 600,
-            workerUrls: [],
-        };
         assert.match(
             sglangRouter.launch({ ...options, version: "1.13.0" }).waitReady.join("\n"),
             /grep -qsF "\$install\/" \/etc\/sglang-gateway\/routers\/\*\/start\.sh \|\| rm -rf "\$install"/,
