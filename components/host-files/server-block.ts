@@ -179,6 +179,14 @@ export function serviceProxyContext(input: ServerBlockInput) {
         noWorkerMessage: input.pdReplicas ? pdNoWorkerMessage(input.service, input.pdReplicas) : noWorkerMessage(input.service, input.servedModel),
         readTimeoutSeconds: input.readTimeoutSeconds ?? 3600,
         failover: input.failover ?? false,
+        // With two routers: what nginx hands the other one (a router's no-worker answer too: its workers come after it listens).
+        nextUpstream: [
+            "error",
+            "timeout",
+            "non_idempotent",
+            "http_503",
+            ...(input.noWorkerAnswer && input.noWorkerAnswer.status !== 503 ? [`http_${input.noWorkerAnswer.status}`] : []),
+        ].join(" "),
     };
 }
 
